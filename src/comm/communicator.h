@@ -1,0 +1,54 @@
+// Communicator: the one interface through which ranks talk. Backends: LocalCommunicator
+// (one process, no MPI), MpiCommunicator (host tensors), NcclCommunicator (device
+// tensors, later). Training code sees only this header, never mpi.h or nccl.h.
+//
+// Contract: every collective is called by every rank in the same order with tensors of
+// the same shape and dtype; tensors are contiguous and reduced in place.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace distrnn::comm {
+
+enum class ReduceOp { kSum, kAverage, kMax };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Rank and number of ranks on this node (MPI_COMM_TYPE_SHARED): picks the GPU and
+  // the share of the node's cores.
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+  virtual const char* backend() const = 0;
+
+  // In-place all-reduce of a contiguous tensor.
+  virtual absl::Status AllReduce(at::Tensor& tensor, ReduceOp op) = 0;
+  // In-place broadcast of a contiguous tensor from `root`.
+  virtual absl::Status Broadcast(at::Tensor& tensor, int root) = 0;
+  virtual absl::Status Barrier() = 0;
+  // Every rank's `value`, indexed by rank.
+  virtual absl::StatusOr<std::vector<double>> AllGather(double value) = 0;
+
+  // Ends the whole job (every rank) with `code`; used when one rank hits an error so
+  // its peers do not wait forever in a collective.
+  [[noreturn]] virtual void Abort(int code) = 0;
+
+  bool is_root() const { return rank() == 0; }
+};
+
+// Convenience: all-reduce of host scalars (loss sums, token counts) through a tensor.
+absl::StatusOr<double> AllReduceScalar(Communicator& comm, double value, ReduceOp op);
+// Broadcast of a small vector of doubles from root (decisions: lr, stop, best).
+absl::Status BroadcastValues(Communicator& comm, std::vector<double>& values, int root);
+
+}  // namespace distrnn::comm

@@ -1,0 +1,28 @@
+#include "data/text_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace distrnn::data {
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, bool allow_empty) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return absl::NotFoundError(absl::StrCat("no such file: ", path));
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("expected a file, found a directory: ", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  if (text.empty() && !allow_empty) return absl::InvalidArgumentError(absl::StrCat("empty file: ", path));
+  return text;
+}
+
+}  // namespace distrnn::data
