@@ -1,0 +1,184 @@
+#include "data/char_corpus.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "data/text_file.h"
+
+namespace distrnn::data {
+namespace {
+
+// Length of the UTF-8 sequence starting at text[i] and its code point, or 0 if invalid.
+int DecodeOne(absl::string_view text, size_t i, char32_t* code_point) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) {
+    *code_point = b0;
+    return 1;
+  }
+  int length;
+  char32_t cp;
+  char32_t min;
+  if ((b0 & 0xE0) == 0xC0) {
+    length = 2, cp = b0 & 0x1F, min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    length = 3, cp = b0 & 0x0F, min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    length = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    return 0;  // continuation byte or 0xF8..0xFF
+  }
+  if (i + length > text.size()) return 0;
+  for (int k = 1; k < length; ++k) {
+    const unsigned char b = byte(i + k);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  *code_point = cp;
+  return length;
+}
+
+char32_t CodePointOf(absl::string_view utf8) {
+  char32_t cp = 0;
+  DecodeOne(utf8, 0, &cp);
+  return cp;
+}
+
+// 'é' (U+00E9); control characters escaped or shown by code point only.
+std::string Describe(const std::string& ch) {
+  const char32_t cp = CodePointOf(ch);
+  std::string shown;
+  switch (cp) {
+    case '\n': shown = "'\\n' "; break;
+    case '\r': shown = "'\\r' "; break;
+    case '\t': shown = "'\\t' "; break;
+    default: shown = (cp < 0x20 || cp == 0x7F) ? "" : absl::StrCat("'", ch, "' ");
+  }
+  return absl::StrCat(shown, absl::StrFormat("(U+%04X)", static_cast<uint32_t>(cp)));
+}
+
+absl::StatusOr<CharCorpus> Split(const std::string& path, std::vector<int64_t> ids, double valid_fraction,
+                                 int64_t min_split, Vocabulary vocab) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t n_valid = static_cast<int64_t>(std::floor(static_cast<double>(n) * valid_fraction));
+  const int64_t n_train = n - n_valid;
+  if (n_train < min_split || n_valid < min_split) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", n, " characters split with valid fraction ", valid_fraction, " give ", n_train, " train and ",
+        n_valid, " valid characters; each part needs at least ", min_split));
+  }
+  CharCorpus corpus;
+  corpus.vocab = std::move(vocab);
+  corpus.valid.assign(ids.begin() + n_train, ids.end());
+  ids.resize(n_train);
+  corpus.train = std::move(ids);
+  return corpus;
+}
+
+absl::Status CheckFraction(double valid_fraction) {
+  if (!(valid_fraction > 0.0 && valid_fraction < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("valid fraction must be in (0, 1), got ", valid_fraction));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> SplitUtf8(absl::string_view text, absl::string_view source) {
+  std::vector<std::string> chars;
+  chars.reserve(text.size());
+  int64_t line = 1;
+  for (size_t i = 0; i < text.size();) {
+    char32_t cp;
+    const int length = DecodeOne(text, i, &cp);
+    if (length == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s:%d: invalid UTF-8 at byte offset %d (byte 0x%02X); the file must be UTF-8 text",
+                          source, line, i, static_cast<unsigned char>(text[i])));
+    }
+    if (cp == '\n') ++line;
+    chars.emplace_back(text.substr(i, length));
+    i += length;
+  }
+  return chars;
+}
+
+Vocabulary BuildCharVocabulary(const std::vector<std::string>& chars) {
+  std::set<std::string> distinct(chars.begin(), chars.end());
+  std::vector<std::string> sorted(distinct.begin(), distinct.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const std::string& a, const std::string& b) { return CodePointOf(a) < CodePointOf(b); });
+  return Vocabulary(sorted);
+}
+
+absl::Status CheckCharsInVocabulary(absl::string_view text, const Vocabulary& vocab, absl::string_view source) {
+  ASSIGN_OR_RETURN(std::vector<std::string> chars, SplitUtf8(text, source));
+  std::map<char32_t, std::pair<std::string, int64_t>> missing;  // code point -> (char, first line)
+  int64_t line = 1;
+  for (const std::string& ch : chars) {
+    if (!vocab.Contains(ch)) missing.try_emplace(CodePointOf(ch), ch, line);
+    if (ch == "\n") ++line;
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<std::string> described;
+  for (const auto& [cp, entry] : missing) {
+    described.push_back(absl::StrCat(Describe(entry.first), " first on line ", entry.second));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", missing.size(),
+                                                 missing.size() == 1 ? " character is" : " characters are",
+                                                 " not in the vocabulary: ", absl::StrJoin(described, ", ")));
+}
+
+absl::StatusOr<std::vector<int64_t>> EncodeChars(absl::string_view text, const Vocabulary& vocab,
+                                                 absl::string_view source) {
+  ASSIGN_OR_RETURN(std::vector<std::string> chars, SplitUtf8(text, source));
+  std::vector<int64_t> ids;
+  ids.reserve(chars.size());
+  for (const std::string& ch : chars) {
+    const std::optional<int64_t> id = vocab.Find(ch);
+    if (!id) return CheckCharsInVocabulary(text, vocab, source);  // lists every missing character
+    ids.push_back(*id);
+  }
+  return ids;
+}
+
+absl::StatusOr<std::string> DecodeChars(const std::vector<int64_t>& ids, const Vocabulary& vocab) {
+  std::string text;
+  text.reserve(ids.size());
+  for (int64_t id : ids) {
+    if (id < 0 || id >= vocab.size()) {
+      return absl::OutOfRangeError(absl::StrCat("character id ", id, " is outside the vocabulary of ", vocab.size()));
+    }
+    text += vocab.Token(id);
+  }
+  return text;
+}
+
+absl::StatusOr<CharCorpus> LoadCharCorpus(const std::string& path, double valid_fraction, int64_t min_split) {
+  RETURN_IF_ERROR(CheckFraction(valid_fraction));
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::vector<std::string> chars, SplitUtf8(text, path));
+  Vocabulary vocab = BuildCharVocabulary(chars);
+  std::vector<int64_t> ids;
+  ids.reserve(chars.size());
+  for (const std::string& ch : chars) ids.push_back(*vocab.Find(ch));
+  return Split(path, std::move(ids), valid_fraction, min_split, std::move(vocab));
+}
+
+absl::StatusOr<CharCorpus> LoadCharCorpusWithVocabulary(const std::string& path, double valid_fraction,
+                                                         const Vocabulary& vocab, int64_t min_split) {
+  RETURN_IF_ERROR(CheckFraction(valid_fraction));
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, EncodeChars(text, vocab, path));
+  return Split(path, std::move(ids), valid_fraction, min_split, vocab);
+}
+
+}  // namespace distrnn::data
