@@ -54,4 +54,23 @@ absl::Status LanguageModelConfig::Validate() const {
   return absl::OkStatus();
 }
 
+absl::Status ClassifierConfig::Validate() const {
+  if (vocab_size < 1) return absl::InvalidArgumentError("vocabulary is empty");
+  if (embedding_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--embedding_size must be positive, got ", embedding_size));
+  }
+  StackConfig with_input = stack;
+  with_input.input_size = embedding_size;
+  if (absl::Status s = with_input.Validate(); !s.ok()) return s;
+  if (dropout < 0.0 || dropout >= 1.0) {
+    return absl::InvalidArgumentError(absl::StrCat("--dropout must be in [0, 1), got ", dropout));
+  }
+  if (num_classes < 1) return absl::InvalidArgumentError(absl::StrCat("--num_classes must be positive, got ", num_classes));
+  if (padding_idx < 0 || padding_idx >= vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("padding index ", padding_idx, " is outside the vocabulary [0, ", vocab_size, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace distrnn::model

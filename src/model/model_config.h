@@ -39,4 +39,16 @@ struct LanguageModelConfig {
   absl::Status Validate() const;
 };
 
+// Sequence classifier (classifier.h): embedding -> stack -> last layer's final states -> linear.
+struct ClassifierConfig {
+  int64_t vocab_size = 0;
+  int64_t embedding_size = 0;
+  StackConfig stack;         // input_size = embedding_size
+  double dropout = 0.0;      // on the embedding output and on the pooled final states
+  int64_t num_classes = 1;   // 1 = binary, a single logit (BCE-with-logits); K >= 2 = K logits
+  int64_t padding_idx = 0;   // token id of <pad>: its embedding row is zero and gets no gradient
+
+  absl::Status Validate() const;
+};
+
 }  // namespace distrnn::model

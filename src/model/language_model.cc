@@ -1,0 +1,33 @@
+#include "model/language_model.h"
+
+#include <torch/nn/init.h>
+
+namespace distrnn::model {
+
+LanguageModelImpl::LanguageModelImpl(const LanguageModelConfig& config) : config_(config) {
+  embedding_ = register_module("embedding", torch::nn::Embedding(config.vocab_size, config.embedding_size));
+  dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
+  StackConfig stack = config.stack;
+  stack.input_size = config.embedding_size;
+  stack_ = register_module("stack", RecurrentStack(stack));
+  const int64_t features = stack.hidden_size * stack.num_directions();
+  if (config.tie_weights) {
+    // The decoder reuses the embedding matrix [V, E]: one tensor, one gradient.
+    tied_bias_ = register_parameter("decoder_bias", torch::empty({config.vocab_size}));
+  } else {
+    decoder_ = register_module("decoder", torch::nn::Linear(features, config.vocab_size));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters()) p.uniform_(-config.init_scale, config.init_scale);
+}
+
+std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::forward(const torch::Tensor& tokens,
+                                                                     const RecurrentState& state) {
+  torch::Tensor x = dropout_(embedding_(tokens));
+  auto [output, next] = stack_(x, state);
+  output = dropout_(output);
+  torch::Tensor logits = decoder_ ? decoder_(output) : torch::linear(output, embedding_->weight, tied_bias_);
+  return {logits, next};
+}
+
+}  // namespace distrnn::model
