@@ -2,10 +2,49 @@
 
 #include <ATen/ATen.h>
 
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
 namespace distrnn::comm {
+
+const char* ReduceOpName(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return "sum";
+    case ReduceOp::kAverage: return "average";
+    case ReduceOp::kMax: return "max";
+  }
+  return "?";
+}
+
+absl::Status ValidateAllReduce(const at::Tensor& tensor, ReduceOp op) {
+  if (!tensor.defined()) return absl::InvalidArgumentError("all-reduce of an undefined tensor");
+  if (!tensor.is_contiguous()) return absl::InvalidArgumentError("all-reduce needs a contiguous tensor");
+  const at::ScalarType t = tensor.scalar_type();
+  const bool floating = t == at::kFloat || t == at::kDouble;
+  const bool integral = t == at::kInt || t == at::kLong;
+  if (!floating && !integral) {
+    return absl::InvalidArgumentError(absl::StrCat("all-reduce supports float, double, int32, int64; got ",
+                                                   c10::toString(t)));
+  }
+  if (integral && op == ReduceOp::kAverage) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "all-reduce average of an integer tensor (", c10::toString(t),
+        ") is refused: it would truncate; reduce with sum and divide"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBroadcast(const at::Tensor& tensor, int root, int world_size) {
+  if (root < 0 || root >= world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root, " outside world of size ", world_size));
+  }
+  if (!tensor.defined()) return absl::InvalidArgumentError("broadcast of an undefined tensor");
+  if (!tensor.is_contiguous()) return absl::InvalidArgumentError("broadcast needs a contiguous tensor");
+  return absl::OkStatus();
+}
 
 absl::StatusOr<double> AllReduceScalar(Communicator& comm, double value, ReduceOp op) {
   if (comm.world_size() == 1) return value;
@@ -18,6 +57,27 @@ absl::Status BroadcastValues(Communicator& comm, std::vector<double>& values, in
   if (comm.world_size() == 1) return absl::OkStatus();
   at::Tensor t = at::from_blob(values.data(), {static_cast<int64_t>(values.size())}, at::kDouble);
   return comm.Broadcast(t, root);  // from_blob aliases `values`, so it is filled in place
+}
+
+absl::StatusOr<std::vector<int64_t>> AllGatherInt64(Communicator& comm, int64_t value) {
+  if (comm.world_size() == 1) return std::vector<int64_t>{value};
+  // One slot per rank, zeros elsewhere: the sum is exact in int64.
+  std::vector<int64_t> slots(comm.world_size(), 0);
+  slots[comm.rank()] = value;
+  at::Tensor t = at::from_blob(slots.data(), {static_cast<int64_t>(slots.size())}, at::kLong);
+  RETURN_IF_ERROR(comm.AllReduce(t, ReduceOp::kSum));
+  return slots;
+}
+
+absl::Status BroadcastString(Communicator& comm, std::string& value, int root) {
+  if (comm.world_size() == 1) return absl::OkStatus();
+  int64_t size = static_cast<int64_t>(value.size());
+  at::Tensor size_tensor = at::from_blob(&size, {1}, at::kLong);
+  RETURN_IF_ERROR(comm.Broadcast(size_tensor, root));
+  if (comm.rank() != root) value.assign(static_cast<size_t>(size), '\0');
+  if (size == 0) return absl::OkStatus();
+  at::Tensor bytes = at::from_blob(value.data(), {size}, at::kByte);
+  return comm.Broadcast(bytes, root);
 }
 
 }  // namespace distrnn::comm
