@@ -1,6 +1,7 @@
 #include "data/copy_task.h"
 
 #include "absl/strings/str_cat.h"
+#include "data/lm_batcher.h"
 
 namespace distrnn::data {
 namespace {
@@ -84,6 +85,16 @@ absl::StatusOr<CopyBatch> MakeCopyBatch(const CopyTaskSpec& spec, uint64_t seed,
     for (int64_t j = 0; j < b.batch; ++j) b.mask[t * b.batch + j] = 1.0f;
   }
   return b;
+}
+
+absl::StatusOr<std::vector<int64_t>> CopyShardIndices(int64_t first_index, int64_t global_batch, int rank,
+                                                      int world_size) {
+  if (first_index < 0) return absl::InvalidArgumentError(absl::StrCat("copy task: negative sample index ", first_index));
+  absl::StatusOr<ColumnRange> range = ColumnsOfRank(global_batch, rank, world_size);
+  if (!range.ok()) return range.status();
+  std::vector<int64_t> indices;
+  for (int64_t c = range->begin; c < range->end; ++c) indices.push_back(first_index + c);
+  return indices;
 }
 
 CopyAccuracy& CopyAccuracy::operator+=(const CopyAccuracy& other) {

@@ -70,6 +70,12 @@ struct CopyBatch {
 // InvalidArgument if the spec is invalid, `indices` is empty or has a negative index.
 absl::StatusOr<CopyBatch> MakeCopyBatch(const CopyTaskSpec& spec, uint64_t seed, const std::vector<int64_t>& indices);
 
+// The sample indices rank `rank` of `world_size` uses from the global batch of samples
+// [first_index, first_index + global_batch): the slice [first_index + r*G/W,
+// first_index + (r+1)*G/W). InvalidArgument as ColumnsOfRank (G not divisible by W, ...).
+absl::StatusOr<std::vector<int64_t>> CopyShardIndices(int64_t first_index, int64_t global_batch, int rank,
+                                                      int world_size);
+
 // Counts (not ratios) so they add up over batches and ranks.
 struct CopyAccuracy {
   int64_t correct_steps = 0;      // copied-segment positions predicted right

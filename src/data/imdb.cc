@@ -118,7 +118,7 @@ absl::StatusOr<ImdbSplits> LoadImdb(const std::string& dir) {
       return splits;
     }
   }
-  for (const fs::path base : {root / "aclImdb", root}) {
+  for (const fs::path& base : {root / "aclImdb", root}) {
     if (fs::is_directory(base / "train" / "pos", ec) && fs::is_directory(base / "test" / "pos", ec)) {
       ASSIGN_OR_RETURN(splits.train, ReadAclImdbSplit((base / "train").string()));
       ASSIGN_OR_RETURN(splits.test, ReadAclImdbSplit((base / "test").string()));

@@ -200,7 +200,9 @@ TEST(ClassificationBatcherTest, RankSlicesPartitionTheOneRankBatch) {
           for (int r = 0; r < world; ++r) {
             ClassificationBatch part;
             ranks[r].FillBatch(i, part);
-            if (full.batch == 12) EXPECT_EQ(part.batch, 12 / world);
+            if (full.batch == 12) {
+              EXPECT_EQ(part.batch, 12 / world);
+            }
             for (int64_t j = 0; j < part.batch; ++j) {
               const int64_t col = static_cast<int64_t>(joined.size());
               for (int64_t t = 0; t < full.max_len; ++t) {

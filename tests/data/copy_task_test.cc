@@ -148,6 +148,14 @@ TEST(CopyTaskTest, ShardedBatchesAreColumnsOfTheGlobalBatch) {
   }
 }
 
+TEST(CopyTaskTest, ShardIndices) {
+  EXPECT_THAT(CopyShardIndices(100, 8, 0, 1).value(), ElementsAre(100, 101, 102, 103, 104, 105, 106, 107));
+  EXPECT_THAT(CopyShardIndices(100, 8, 1, 2).value(), ElementsAre(104, 105, 106, 107));
+  EXPECT_THAT(CopyShardIndices(0, 8, 3, 4).value(), ElementsAre(6, 7));
+  EXPECT_THAT(CopyShardIndices(0, 8, 0, 3).status().message(), HasSubstr("not divisible"));
+  EXPECT_FALSE(CopyShardIndices(-1, 8, 0, 1).ok());
+}
+
 TEST(CopyTaskTest, BatchErrors) {
   EXPECT_THAT(MakeCopyBatch({2, 0, 3}, 1, {0}).status().message(), HasSubstr("must be <= K"));
   EXPECT_THAT(MakeCopyBatch({2, 0, 1}, 1, {}).status().message(), HasSubstr("at least one sample"));
