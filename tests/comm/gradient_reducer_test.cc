@@ -1,0 +1,161 @@
+#include "comm/gradient_reducer.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "comm/local_communicator.h"
+
+namespace distrnn::testing {
+namespace {
+
+using comm::GradientReducer;
+
+// Pretends to be one of `world` ranks whose peers hold the same data: a sum multiplies
+// by the world size. Enough to test the reducer's copying and scaling in one process.
+class MirrorCommunicator final : public comm::Communicator {
+ public:
+  explicit MirrorCommunicator(int world) : world_(world) {}
+  int rank() const override { return 0; }
+  int world_size() const override { return world_; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return world_; }
+  const char* backend() const override { return "mirror"; }
+  absl::Status AllReduce(at::Tensor& t, comm::ReduceOp op) override {
+    ++all_reduces;
+    if (op == comm::ReduceOp::kSum) t.mul_(world_);
+    return absl::OkStatus();
+  }
+  absl::Status Broadcast(at::Tensor&, int) override { return absl::OkStatus(); }
+  absl::Status Barrier() override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<double>> AllGather(double v) override { return std::vector<double>(world_, v); }
+  [[noreturn]] void Abort(int code) override { std::exit(code); }
+  int all_reduces = 0;
+
+ private:
+  int world_;
+};
+
+// Sizes 12, 5, 8, 1, 100, 30 floats: 48, 20, 32, 4, 400, 120 bytes.
+std::vector<at::Tensor> MakeParams() {
+  return {at::zeros({3, 4}), at::zeros({5}), at::zeros({2, 2, 2}), at::zeros({1}), at::zeros({100}),
+          at::zeros({5, 6})};
+}
+
+int64_t Bytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+
+void ExpectValidPlan(const GradientReducer& reducer, const std::vector<at::Tensor>& params, int64_t cap) {
+  std::multiset<size_t> seen;
+  const auto& plan = reducer.bucket_param_indices();
+  const std::vector<int64_t> sizes = reducer.bucket_sizes_bytes();
+  ASSERT_EQ(plan.size(), sizes.size());
+  size_t previous_first = params.size();
+  for (size_t b = 0; b < plan.size(); ++b) {
+    ASSERT_FALSE(plan[b].empty());
+    int64_t bytes = 0;
+    for (size_t k = 0; k < plan[b].size(); ++k) {
+      seen.insert(plan[b][k]);
+      bytes += Bytes(params[plan[b][k]]);
+      EXPECT_EQ(params[plan[b][k]].scalar_type(), params[plan[b][0]].scalar_type()) << "bucket " << b;
+      if (k > 0) EXPECT_LT(plan[b][k], plan[b][k - 1]) << "reverse order inside bucket " << b;
+    }
+    EXPECT_EQ(bytes, sizes[b]);
+    EXPECT_TRUE(bytes <= cap || plan[b].size() == 1) << "bucket " << b << " has " << bytes << " > cap " << cap;
+    EXPECT_LT(plan[b][0], previous_first) << "buckets ordered by their first (last-registered) parameter";
+    previous_first = plan[b][0];
+  }
+  EXPECT_EQ(seen.size(), params.size());
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_EQ(seen.count(i), 1u) << "param " << i;
+}
+
+TEST(GradientReducerPlan, OneBucketWhenAllFit) {
+  comm::LocalCommunicator comm;
+  auto params = MakeParams();
+  GradientReducer reducer(comm, params, GradientReducer::kDefaultBucketBytes);
+  ASSERT_EQ(reducer.num_buckets(), 1u);
+  EXPECT_EQ(reducer.bucket_param_indices()[0], (std::vector<size_t>{5, 4, 3, 2, 1, 0}));
+  EXPECT_EQ(reducer.bucket_sizes_bytes()[0], 624);
+  ExpectValidPlan(reducer, params, GradientReducer::kDefaultBucketBytes);
+}
+
+TEST(GradientReducerPlan, BucketSmallerThanOneParamGivesOneParamPerBucket) {
+  comm::LocalCommunicator comm;
+  auto params = MakeParams();
+  GradientReducer reducer(comm, params, 1);
+  ASSERT_EQ(reducer.num_buckets(), params.size());
+  for (size_t b = 0; b < params.size(); ++b) {
+    EXPECT_EQ(reducer.bucket_param_indices()[b], std::vector<size_t>{params.size() - 1 - b});
+  }
+  ExpectValidPlan(reducer, params, 1);
+}
+
+TEST(GradientReducerPlan, CapClosesBuckets) {
+  comm::LocalCommunicator comm;
+  auto params = MakeParams();
+  // Reverse order bytes: 120, 400, 4, 32, 20, 48. Cap 128: {120} {400} {4,32,20,48=104}.
+  GradientReducer reducer(comm, params, 128);
+  EXPECT_EQ(reducer.bucket_param_indices(),
+            (std::vector<std::vector<size_t>>{{5}, {4}, {3, 2, 1, 0}}));
+  for (int64_t cap : {1, 4, 20, 50, 100, 128, 400, 500, 624, 1 << 20}) {
+    GradientReducer r(comm, params, cap);
+    ExpectValidPlan(r, params, cap);
+  }
+}
+
+TEST(GradientReducerPlan, GroupsByDtype) {
+  comm::LocalCommunicator comm;
+  std::vector<at::Tensor> params = {at::zeros({4}, at::kFloat), at::zeros({4}, at::kDouble),
+                                    at::zeros({4}, at::kFloat), at::zeros({4}, at::kDouble)};
+  GradientReducer reducer(comm, params, 1 << 20);
+  // Reverse order: 3 (double) opens bucket 0, 2 (float) opens bucket 1.
+  EXPECT_EQ(reducer.bucket_param_indices(), (std::vector<std::vector<size_t>>{{3, 1}, {2, 0}}));
+  ExpectValidPlan(reducer, params, 1 << 20);
+}
+
+TEST(GradientReducerPlan, SamePlanForSameParams) {
+  comm::LocalCommunicator comm;
+  GradientReducer a(comm, MakeParams(), 100), b(comm, MakeParams(), 100);
+  EXPECT_EQ(a.bucket_param_indices(), b.bucket_param_indices());
+}
+
+TEST(GradientReducer, WorldOfOneLeavesGradientsAlone) {
+  comm::LocalCommunicator comm;
+  auto params = MakeParams();
+  params[0].mutable_grad() = at::full({3, 4}, 2.0);
+  GradientReducer reducer(comm, params, 64);
+  ASSERT_TRUE(reducer.AllReduceGradients().ok());
+  EXPECT_TRUE(at::equal(params[0].grad(), at::full({3, 4}, 2.0)));
+  EXPECT_FALSE(params[1].grad().defined());
+}
+
+TEST(GradientReducer, AveragesAndCopiesBackThroughBuckets) {
+  for (int64_t cap : {1, 32, 128, 1 << 20}) {
+    MirrorCommunicator comm(4);
+    auto params = MakeParams();
+    std::vector<at::Tensor> expected;
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i == 2) {
+        expected.push_back(at::zeros_like(params[i]));  // undefined grad counts as zeros
+        continue;
+      }
+      params[i].mutable_grad() = at::randn(params[i].sizes());
+      expected.push_back(params[i].grad().clone());
+    }
+    // A non-contiguous gradient is copied correctly too.
+    params[5].mutable_grad() = at::randn({6, 5}).t();
+    expected[5] = params[5].grad().clone();
+    GradientReducer reducer(comm, params, cap);
+    absl::Status status = reducer.AllReduceGradients();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_EQ(comm.all_reduces, static_cast<int>(reducer.num_buckets())) << "one all-reduce per bucket";
+    for (size_t i = 0; i < params.size(); ++i) {
+      ASSERT_TRUE(params[i].grad().defined()) << "cap " << cap << " param " << i;
+      EXPECT_TRUE(at::allclose(params[i].grad(), expected[i], 1e-6, 1e-7)) << "cap " << cap << " param " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace distrnn::testing

@@ -1,0 +1,85 @@
+// Invariant 5, "no hangs": a rank that fails, dies or stalls mid-collective ends the
+// whole mpiexec job non-zero within 30 s, and the output names the rank and the cause.
+// Runs mpi_fault_main under `timeout 60 mpiexec -n 3` once per fault mode.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "support/temp_dir.h"
+
+namespace distrnn::testing {
+namespace {
+
+struct JobResult {
+  int exit_code;
+  double seconds;
+  std::string output;
+};
+
+JobResult RunFault(const std::string& mode, const std::string& extra = "") {
+  const std::string command = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 ") +
+                              DISTRNN_MPIEXEC + " --oversubscribe -n 3 " + DISTRNN_FAULT_MAIN + " --mode=" + mode +
+                              " " + extra;
+  const auto start = std::chrono::steady_clock::now();
+  JobResult run;
+  run.exit_code = RunCommand(command, &run.output);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run;
+}
+
+void ExpectEndsFast(const JobResult& run, const std::string& mode) {
+  EXPECT_NE(run.exit_code, 0) << mode << "\n" << run.output;
+  EXPECT_NE(run.exit_code, 124) << mode << ": killed by `timeout 60`, the job hung\n" << run.output;
+  EXPECT_LT(run.seconds, 30.0) << mode << "\n" << run.output;
+}
+
+void ExpectContains(const JobResult& run, const std::string& text) {
+  EXPECT_NE(run.output.find(text), std::string::npos) << "missing \"" << text << "\" in:\n" << run.output;
+}
+
+TEST(MpiFaults, HealthyJobSucceeds) {
+  JobResult run = RunFault("ok");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  ExpectContains(run, "[rank 2/3] [fault] finished all steps");
+}
+
+TEST(MpiFaults, AbortEndsTheJob) {
+  JobResult run = RunFault("abort");
+  ExpectEndsFast(run, "abort");
+  ExpectContains(run, "[rank 1/3] [fault] simulated fault 'abort'");
+  ExpectContains(run, "cannot open data file");
+  ExpectContains(run, "MPI_ABORT was invoked on rank 1");
+}
+
+TEST(MpiFaults, ExitWithoutFinalizeEndsTheJob) {
+  JobResult run = RunFault("exit");
+  ExpectEndsFast(run, "exit");
+  ExpectContains(run, "[rank 1/3] [fault] simulated fault 'exit'");
+  ExpectContains(run, "Exit code:    4");
+}
+
+TEST(MpiFaults, KilledRankEndsTheJob) {
+  JobResult run = RunFault("crash");
+  ExpectEndsFast(run, "crash");
+  ExpectContains(run, "rank 1 with PID");
+  ExpectContains(run, "signal 9");
+}
+
+TEST(MpiFaults, StalledRankIsCaughtByTheWatchdog) {
+  JobResult run = RunFault("stall", "--collective_timeout_s=3");
+  ExpectEndsFast(run, "stall");
+  EXPECT_EQ(run.exit_code, 75) << run.output;
+  ExpectContains(run, "[rank 1/3] [fault] simulated fault 'stall'");
+  ExpectContains(run, "MPI_Allreduce on rank 0/3");
+  ExpectContains(run, "a peer rank is stalled or gone");
+}
+
+TEST(MpiFaults, RankReturningFromMainIsCaughtByTheWatchdog) {
+  JobResult run = RunFault("return", "--collective_timeout_s=3");
+  ExpectEndsFast(run, "return");
+  ExpectContains(run, "[rank 1/3] [fault] simulated fault 'return'");
+}
+
+}  // namespace
+}  // namespace distrnn::testing
