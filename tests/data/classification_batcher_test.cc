@@ -165,10 +165,18 @@ TEST(ClassificationBatcherTest, BucketingSortsChunksAndCutsPadding) {
   for (const auto& b : bucketed_plan) {
     EXPECT_TRUE(std::is_sorted(b.begin(), b.end(), [&](int64_t x, int64_t y) { return length(x) < length(y); }));
   }
-  // The batch order is shuffled: lengths of consecutive batches are not monotonic.
+  // The batch order is shuffled: with one chunk of all 200 examples the batches are cut
+  // from one sorted list, so their lengths would be monotonic without the shuffle.
+  o.bucket_batches = 25;
+  const auto one_chunk = MakeBatcher(200, o).PlanEpoch(0);
   std::vector<int64_t> firsts;
-  for (const auto& b : bucketed_plan) firsts.push_back(length(b.front()));
+  for (const auto& b : one_chunk) firsts.push_back(length(b.front()));
   EXPECT_FALSE(std::is_sorted(firsts.begin(), firsts.end()));
+  // Each batch is a run of the sorted list: batches do not overlap in length ranges.
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (const auto& b : one_chunk) ranges.emplace_back(length(b.front()), length(b.back()));
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) EXPECT_LE(ranges[i - 1].second, ranges[i].first);
 }
 
 // World-size invariance: the ranks' slices of each global batch, in rank order, are the
