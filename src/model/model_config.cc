@@ -42,7 +42,9 @@ absl::Status LanguageModelConfig::Validate() const {
   if (embedding_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--embedding_size must be positive, got ", embedding_size));
   }
-  if (absl::Status s = stack.Validate(); !s.ok()) return s;
+  StackConfig with_input = stack;  // the model sets input_size = embedding_size itself
+  with_input.input_size = embedding_size;
+  if (absl::Status s = with_input.Validate(); !s.ok()) return s;
   if (dropout < 0.0 || dropout >= 1.0) {
     return absl::InvalidArgumentError(absl::StrCat("--dropout must be in [0, 1), got ", dropout));
   }

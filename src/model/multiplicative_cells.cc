@@ -72,16 +72,20 @@ CellSequenceOutput MlstmCell::Run(const at::Tensor& input, const at::Tensor& h0,
   at::Tensor h = h0, c = c0;
   if (steps == 0) return {input.new_zeros({0, input.size(1), hs}), h, c};
   const at::Tensor proj = ProjectInput(input);  // [T, B, 5H]
+  // Split once, outside the loop: per-step views of `proj` would each cost a full-size
+  // zero gradient in backward (O(T^2)); unbind's backward is one stack.
+  const std::vector<at::Tensor> xm = proj.narrow(2, 0, hs).unbind(0);      // T x [B, H]
+  const std::vector<at::Tensor> xg = proj.narrow(2, hs, 4 * hs).unbind(0); // T x [B, 4H]
   const at::Tensor wmh_t = weight_mh.t(), wm_t = weight_m.t();
   const at::Tensor not_mask = mask.defined() ? mask.logical_not() : at::Tensor();
   std::vector<at::Tensor> outputs(steps);
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t t = reverse ? steps - 1 - s : s;
-    const at::Tensor p = proj[t];
-    const at::Tensor m = p.narrow(1, 0, hs) * h.mm(wmh_t);
-    const at::Tensor gates = torch::addmm(p.narrow(1, hs, 4 * hs), m, wm_t);  // [B, 4H]: i f o | u
-    const auto ifo = gates.narrow(1, 0, 3 * hs).sigmoid().chunk(3, 1);
-    const at::Tensor u = gates.narrow(1, 3 * hs, hs).tanh();
+    const at::Tensor m = xm[t] * h.mm(wmh_t);
+    const at::Tensor gates = torch::addmm(xg[t], m, wm_t);  // [B, 4H]: i f o | u
+    const auto parts = gates.split_with_sizes({3 * hs, hs}, 1);
+    const auto ifo = parts[0].sigmoid().chunk(3, 1);
+    const at::Tensor u = parts[1].tanh();
     const at::Tensor c_new = torch::addcmul(ifo[1] * c, ifo[0], u);
     const at::Tensor h_new = ifo[2] * c_new.tanh();
     const at::Tensor keep = mask.defined() ? mask[t] : at::Tensor();
@@ -107,6 +111,8 @@ CellSequenceOutput MgruCell::Run(const at::Tensor& input, const at::Tensor& h0, 
   at::Tensor h = h0;
   if (steps == 0) return {input.new_zeros({0, input.size(1), hs}), h, {}};
   const at::Tensor proj = ProjectInput(input);  // [T, B, 4H]: m | z r | n
+  const auto blocks = proj.split_with_sizes({hs, 2 * hs, hs}, 2);  // split once (see MlstmCell::Run)
+  const std::vector<at::Tensor> xm = blocks[0].unbind(0), xzr = blocks[1].unbind(0), xn = blocks[2].unbind(0);
   const at::Tensor wmh_t = weight_mh.t(), wm_t = weight_m.t();
   // b_nm sits inside r ⊙ (...), so it belongs to the recurrent product; z and r get none there.
   const at::Tensor bias_m_full = torch::cat({torch::zeros({2 * hs}, bias_m.options()), bias_m});
@@ -114,11 +120,10 @@ CellSequenceOutput MgruCell::Run(const at::Tensor& input, const at::Tensor& h0, 
   std::vector<at::Tensor> outputs(steps);
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t t = reverse ? steps - 1 - s : s;
-    const at::Tensor p = proj[t];
-    const at::Tensor m = p.narrow(1, 0, hs) * h.mm(wmh_t);
-    const at::Tensor rec = torch::addmm(bias_m_full, m, wm_t);  // [B, 3H]: z r | n
-    const auto zr = (p.narrow(1, hs, 2 * hs) + rec.narrow(1, 0, 2 * hs)).sigmoid().chunk(2, 1);
-    const at::Tensor n = torch::addcmul(p.narrow(1, 3 * hs, hs), zr[1], rec.narrow(1, 2 * hs, hs)).tanh();
+    const at::Tensor m = xm[t] * h.mm(wmh_t);
+    const auto rec = torch::addmm(bias_m_full, m, wm_t).split_with_sizes({2 * hs, hs}, 1);  // [B, 3H]: z r | n
+    const auto zr = (xzr[t] + rec[0]).sigmoid().chunk(2, 1);
+    const at::Tensor n = torch::addcmul(xn[t], zr[1], rec[1]).tanh();
     const at::Tensor h_new = torch::addcmul(n, zr[0], h - n);  // (1 - z) n + z h
     Masked hm = ApplyMask(mask.defined() ? mask[t] : at::Tensor(), mask.defined() ? not_mask[t] : at::Tensor(),
                           h_new, h);

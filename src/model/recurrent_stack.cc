@@ -7,17 +7,19 @@
 namespace distrnn::model {
 
 RecurrentStackImpl::RecurrentStackImpl(const StackConfig& config) : config_(config) {
+  // Dropout acts between layers only; with one layer there is none (and torch would warn).
+  const double between_layers = config.num_layers > 1 ? config.dropout : 0.0;
   switch (config.cell) {
     case CellType::kLstm:
       lstm_ = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(config.input_size, config.hidden_size)
                                                           .num_layers(config.num_layers)
-                                                          .dropout(config.dropout)
+                                                          .dropout(between_layers)
                                                           .bidirectional(config.bidirectional)));
       break;
     case CellType::kGru:
       gru_ = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(config.input_size, config.hidden_size)
                                                        .num_layers(config.num_layers)
-                                                       .dropout(config.dropout)
+                                                       .dropout(between_layers)
                                                        .bidirectional(config.bidirectional)));
       break;
     case CellType::kRnnTanh:
@@ -25,7 +27,7 @@ RecurrentStackImpl::RecurrentStackImpl(const StackConfig& config) : config_(conf
       rnn_ = register_module(
           "rnn", torch::nn::RNN(torch::nn::RNNOptions(config.input_size, config.hidden_size)
                                     .num_layers(config.num_layers)
-                                    .dropout(config.dropout)
+                                    .dropout(between_layers)
                                     .bidirectional(config.bidirectional)
                                     .nonlinearity(config.cell == CellType::kRnnTanh
                                                       ? torch::nn::RNNOptions::nonlinearity_t(torch::kTanh)
