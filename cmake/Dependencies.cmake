@@ -32,6 +32,17 @@ add_library(distrnn_torch INTERFACE)
 target_link_libraries(distrnn_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(distrnn_torch INTERFACE ${TORCH_INCLUDE_DIRS})
 
+# The wheel's CUDA libraries (NCCL, cuDNN, cuBLAS, ...) live in site-packages/nvidia/*/lib
+# and libtorch_cuda.so has no RUNPATH to them (Python preloads them). Link against those,
+# not older copies in /usr/local/cuda, and find them at run time through the executable's
+# DT_RPATH, which unlike DT_RUNPATH also serves libtorch's own dependencies.
+get_filename_component(DISTRNN_SITE_PACKAGES "${TORCH_INSTALL_PREFIX}/.." ABSOLUTE)
+file(GLOB DISTRNN_WHEEL_LIB_DIRS LIST_DIRECTORIES true "${DISTRNN_SITE_PACKAGES}/nvidia/*/lib")
+target_link_options(distrnn_torch INTERFACE "LINKER:--disable-new-dtags")
+foreach(dir ${DISTRNN_WHEEL_LIB_DIRS})
+  target_link_options(distrnn_torch INTERFACE "LINKER:-rpath-link,${dir}" "LINKER:-rpath,${dir}")
+endforeach()
+
 set(DISTRNN_HAS_CUDA OFF)
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
   set(DISTRNN_HAS_CUDA ON)

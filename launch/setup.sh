@@ -20,7 +20,7 @@ say() { echo "[setup] $*"; }
 
 # --- system packages -------------------------------------------------------------
 APT_PACKAGES=(g++ cmake make python3 python3-venv libopenmpi-dev openmpi-bin libabsl-dev
-              nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates curl)
+              nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev ca-certificates curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

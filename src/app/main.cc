@@ -1,0 +1,93 @@
+// distrnn: data-parallel recurrent network training.
+//
+//   distrnn train [--flagfile=configs/ptb_small.flags] [--flag=value ...]
+//
+// Exit codes: 0 ok, 2 bad input (flags, data, checkpoints), 1 other failures.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "app/exit_codes.h"
+#include "app/train_command.h"
+#include "app/train_flags.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "distrnn COMMAND [--flagfile=FILE] [--flag=value ...]\n"
+    "commands:\n"
+    "  train   train a model (see `distrnn train --help`)\n";
+
+// Abseil exits with status 1 on an unknown or malformed flag (and on --help). We want 2
+// for bad input and 0 for help: while flags are being parsed, an exit is redirected.
+bool g_parsing_flags = false;
+bool g_help_requested = false;
+void RedirectExitDuringParse() {
+  if (!g_parsing_flags) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  _exit(g_help_requested ? distrnn::app::kExitOk : distrnn::app::kExitBadInput);
+}
+
+bool IsHelpFlag(const char* arg) {
+  for (const char* h : {"--help", "-help", "--helpfull", "--helpshort", "--helppackage", "--version", "--only_check_args"}) {
+    if (std::strcmp(arg, h) == 0 || absl::StartsWith(arg, absl::StrCat(h, "="))) return true;
+  }
+  return false;
+}
+
+bool IsOurFlagFile(absl::string_view file) { return absl::StrContains(file, "src/app/"); }
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "distrnn: error: %s\n", std::string(status.message()).c_str());
+  return distrnn::app::ExitCodeFor(status);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  usage.contains_helpshort_flags = IsOurFlagFile;
+  usage.contains_help_flags = IsOurFlagFile;
+  absl::SetFlagsUsageConfig(usage);
+
+  if (argc < 2 || argv[1][0] == '-') {
+    if (argc >= 2 && IsHelpFlag(argv[1])) {
+      std::fputs(kUsage, stdout);
+      return distrnn::app::kExitOk;
+    }
+    std::fputs(kUsage, stderr);
+    return distrnn::app::kExitBadInput;
+  }
+  const std::string command = argv[1];
+  std::vector<char*> args = {argv[0]};
+  for (int i = 2; i < argc; ++i) {
+    args.push_back(argv[i]);
+    g_help_requested |= IsHelpFlag(argv[i]);
+  }
+  std::atexit(RedirectExitDuringParse);
+  g_parsing_flags = true;
+  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  g_parsing_flags = false;
+  if (positional.size() > 1) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", positional[1], "'")));
+  }
+
+  if (command == "train") {
+    auto options = distrnn::app::TrainOptionsFromFlags();
+    if (!options.ok()) return Fail(options.status());
+    absl::Status status = distrnn::app::RunTrain(*options);
+    return status.ok() ? distrnn::app::kExitOk : Fail(status);
+  }
+  return Fail(absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'\n", kUsage)));
+}

@@ -1,0 +1,284 @@
+#include "train/lm_trainer.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/sgd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/timer.h"
+#include "common/torch_status.h"
+#include "data/lm_batcher.h"
+#include "train/checkpoint.h"
+
+namespace distrnn::train {
+
+// Note [LM loss scale]
+// Zaremba et al.'s recipe (lr 1, clip 5) was tuned for a loss that sums the cross entropy
+// over the T steps of a window and averages over the batch. A per-token mean makes the
+// effective lr T times smaller and PTB small stalls near perplexity 460 after one epoch.
+// Under data parallelism "the batch" is the global batch G: each rank divides its local
+// sum by its local batch G/W and the gradient average over W ranks then equals the
+// gradient of (sum over all G columns) / G.
+
+absl::StatusOr<LossReduction> ParseLossReduction(const std::string& name) {
+  if (name == "sum_steps_mean_batch") return LossReduction::kSumStepsMeanBatch;
+  if (name == "mean_tokens") return LossReduction::kMeanTokens;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --loss_reduction '", name, "' (expected sum_steps_mean_batch or mean_tokens)"));
+}
+
+const char* LossReductionName(LossReduction reduction) {
+  return reduction == LossReduction::kSumStepsMeanBatch ? "sum_steps_mean_batch" : "mean_tokens";
+}
+
+absl::Status LmTrainConfig::Validate() const {
+  auto positive = [](int64_t v, absl::string_view name) {
+    return v > 0 ? absl::OkStatus()
+                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
+  };
+  RETURN_IF_ERROR(positive(batch_size, "batch_size"));
+  RETURN_IF_ERROR(positive(num_steps, "num_steps"));
+  RETURN_IF_ERROR(positive(eval_batch_size, "eval_batch_size"));
+  RETURN_IF_ERROR(positive(max_epochs, "max_epochs"));
+  if (max_steps < 0) return absl::InvalidArgumentError(absl::StrCat("--max_steps must be >= 0, got ", max_steps));
+  if (!(lr.base_lr > 0.0)) return absl::InvalidArgumentError(absl::StrCat("--lr must be positive, got ", lr.base_lr));
+  if (!(lr.decay > 0.0 && lr.decay <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--lr_decay must be in (0, 1], got ", lr.decay));
+  }
+  if (lr.decay_start < 0) return absl::InvalidArgumentError("--decay_start_epoch must be >= 0");
+  if (clip_norm < 0.0) return absl::InvalidArgumentError(absl::StrCat("--clip_norm must be >= 0, got ", clip_norm));
+  if (log_every < 0) return absl::InvalidArgumentError("--log_every must be >= 0");
+  return absl::OkStatus();
+}
+
+double NllSum::perplexity() const { return tokens > 0 ? std::exp(nll / static_cast<double>(tokens)) : 0.0; }
+
+namespace {
+
+// Copies a window's ids into persistent [T, B] int64 tensors (no allocation once sized).
+void LoadWindow(const data::LmWindow& window, torch::Tensor& inputs, torch::Tensor& targets) {
+  if (inputs.size(0) != window.steps || inputs.size(1) != window.batch) {
+    inputs = torch::empty({window.steps, window.batch}, torch::kLong);
+    targets = torch::empty({window.steps, window.batch}, torch::kLong);
+  }
+  std::memcpy(inputs.data_ptr<int64_t>(), window.inputs.data(), window.inputs.size() * sizeof(int64_t));
+  std::memcpy(targets.data_ptr<int64_t>(), window.targets.data(), window.targets.size() * sizeof(int64_t));
+}
+
+torch::Tensor SummedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
+
+}  // namespace
+
+absl::StatusOr<NllSum> EvaluateLm(model::LanguageModel& model, const std::vector<int64_t>& tokens, int64_t batch,
+                                  int64_t num_steps) {
+  ASSIGN_OR_RETURN(data::LmBatcher batcher,
+                   data::LmBatcher::Create(tokens, batch, num_steps, 0, 1, /*full_windows_only=*/false));
+  NllSum sum;
+  absl::Status status = common::GuardTorch("evaluation failed", [&] {
+    torch::NoGradGuard no_grad;
+    const bool was_training = model->is_training();
+    model->eval();
+    data::LmWindow window;
+    torch::Tensor inputs = torch::empty({0, 0}, torch::kLong), targets;
+    model::RecurrentState state;
+    for (int64_t i = 0; i < batcher.num_windows(); ++i) {
+      batcher.FillWindow(i, window);
+      LoadWindow(window, inputs, targets);
+      auto [logits, next] = model->forward(inputs, state);
+      sum.nll += SummedCrossEntropy(logits, targets).item<double>();
+      sum.tokens += window.steps * window.batch;
+      state = next;
+    }
+    model->train(was_training);
+    return absl::OkStatus();
+  });
+  RETURN_IF_ERROR(status);
+  return sum;
+}
+
+struct LmTrainer::EpochStats {
+  double nll = 0.0;
+  int64_t tokens = 0;
+  double timed_ms = 0.0;       // after warm-up
+  int64_t timed_tokens = 0;    // this rank's, after warm-up
+};
+
+LmTrainer::LmTrainer(comm::Communicator& comm, model::LanguageModel model, LmTrainConfig config, LmSplits data,
+                     nlohmann::json checkpoint_meta)
+    : comm_(comm),
+      model_(std::move(model)),
+      config_(std::move(config)),
+      data_(data),
+      checkpoint_meta_(std::move(checkpoint_meta)) {}
+
+absl::StatusOr<LmResult> LmTrainer::Run() {
+  if (comm_.is_root() && !config_.run_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.run_dir, ec);
+    if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create --run_dir ", config_.run_dir, ": ", ec.message()));
+    ASSIGN_OR_RETURN(metrics_, MetricsLog::Open(config_.run_dir + "/metrics.jsonl"));
+  }
+  LmResult result;
+  LrSchedule schedule(config_.lr);
+  double lr = schedule.lr();
+  for (int64_t epoch = 1; epoch <= config_.max_epochs; ++epoch) {
+    EpochStats stats;
+    result.epoch_lrs.push_back(lr);
+    RETURN_IF_ERROR(TrainEpoch(epoch, lr, result, stats));
+    result.epochs = epoch;
+    const bool cut_short = config_.max_steps > 0 && total_steps_ >= config_.max_steps;
+    RETURN_IF_ERROR(EndOfEpoch(epoch, lr, result));
+    if (cut_short) break;
+  }
+  if (config_.evaluate_test && data_.test != nullptr) {
+    double test_nll = 0.0;
+    if (comm_.is_root()) {
+      ASSIGN_OR_RETURN(NllSum test, EvaluateLm(model_, *data_.test, config_.eval_batch_size, config_.num_steps));
+      test_nll = test.nll / static_cast<double>(test.tokens);
+    }
+    std::vector<double> shared = {test_nll};
+    RETURN_IF_ERROR(comm::BroadcastValues(comm_, shared, 0));
+    result.test_ppl = std::exp(shared[0]);
+    common::Log0(absl::StrFormat("| end of training | test ppl %8.2f |", result.test_ppl));
+    metrics_.Write({{"type", "test"}, {"test_ppl", result.test_ppl}, {"test_loss", shared[0]}});
+  }
+  result.steps = total_steps_;
+  return result;
+}
+
+absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, EpochStats& stats) {
+  ASSIGN_OR_RETURN(data::LmBatcher batcher,
+                   data::LmBatcher::Create(*data_.train, config_.batch_size, config_.num_steps, comm_.rank(),
+                                           comm_.world_size(), /*full_windows_only=*/true));
+  const int64_t windows = batcher.num_windows();
+  const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(windows / 10, 1);
+  const double local_batch = static_cast<double>(batcher.local_batch());
+  const double world = static_cast<double>(comm_.world_size());
+
+  torch::optim::SGD optimizer(model_->parameters(), torch::optim::SGDOptions(lr));
+  std::vector<torch::Tensor> params = model_->parameters();
+  data::LmWindow window;
+  torch::Tensor inputs = torch::empty({0, 0}, torch::kLong), targets;
+  model::RecurrentState state;  // zeros at epoch start
+  model_->train();
+
+  double interval_nll = 0.0, interval_ms = 0.0, interval_norm = 0.0;
+  int64_t interval_tokens = 0, interval_steps = 0;
+  common::Stopwatch epoch_clock;
+
+  return common::GuardTorch("training step failed", [&]() -> absl::Status {
+    for (int64_t i = 0; i < windows; ++i) {
+      if (config_.max_steps > 0 && total_steps_ >= config_.max_steps) break;
+      common::Stopwatch step_clock;
+      batcher.FillWindow(i, window);
+      LoadWindow(window, inputs, targets);
+      optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
+      auto [logits, next] = model_->forward(inputs, state.Detached());
+      torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);
+      const double divisor = config_.loss_reduction == LossReduction::kSumStepsMeanBatch
+                                 ? local_batch
+                                 : local_batch * static_cast<double>(window.steps);
+      (nll_sum / divisor).backward();
+      // TODO(comm): average gradients over ranks (GradientReducer) when world > 1.
+      double grad_norm = config_.clip_norm > 0.0
+                             ? torch::nn::utils::clip_grad_norm_(params, config_.clip_norm)
+                             : torch::nn::utils::clip_grad_norm_(params, 1e30);
+      optimizer.step();
+      state = next;
+      ++total_steps_;
+
+      const double local_nll = nll_sum.item<double>();
+      const int64_t tokens = window.steps * window.batch;
+      ASSIGN_OR_RETURN(double global_nll, comm::AllReduceScalar(comm_, local_nll, comm::ReduceOp::kSum));
+      const double global_tokens = static_cast<double>(tokens) * world;
+      result.step_losses.push_back(config_.loss_reduction == LossReduction::kSumStepsMeanBatch
+                                       ? global_nll / (local_batch * world)
+                                       : global_nll / global_tokens);
+      const double ms = step_clock.ElapsedMs();
+      stats.nll += global_nll;
+      stats.tokens += static_cast<int64_t>(global_tokens);
+      if (i >= config_.warmup_steps) {
+        stats.timed_ms += ms;
+        stats.timed_tokens += tokens;
+      }
+      interval_nll += global_nll;
+      interval_tokens += static_cast<int64_t>(global_tokens);
+      interval_ms += ms;
+      interval_norm += grad_norm;
+      ++interval_steps;
+      if ((i + 1) % log_every == 0 || i + 1 == windows) {
+        const double loss = interval_nll / static_cast<double>(interval_tokens);
+        const double ms_per_step = interval_ms / static_cast<double>(interval_steps);
+        const double tok_s = static_cast<double>(interval_tokens) / (interval_ms / 1000.0);
+        const double eta_s = ms_per_step * static_cast<double>(windows - i - 1) / 1000.0;
+        common::Log0(absl::StrFormat(
+            "| epoch %3d | %5d/%5d batches | lr %7.4f | loss %6.3f | ppl %8.2f | grad norm %6.2f | "
+            "ms/batch %7.1f | tok/s %8.0f | eta %4.0fs |",
+            epoch, i + 1, windows, lr, loss, std::exp(loss), interval_norm / interval_steps, ms_per_step, tok_s,
+            eta_s));
+        metrics_.Write({{"type", "progress"}, {"epoch", epoch}, {"step", i + 1}, {"steps", windows},
+                        {"global_step", total_steps_}, {"lr", lr}, {"loss", loss}, {"ppl", std::exp(loss)},
+                        {"grad_norm", interval_norm / interval_steps}, {"ms_per_step", ms_per_step},
+                        {"tok_per_s", tok_s}, {"world_size", comm_.world_size()}});
+        interval_nll = interval_ms = interval_norm = 0.0;
+        interval_tokens = interval_steps = 0;
+      }
+    }
+    ASSIGN_OR_RETURN(double timed_tokens,
+                     comm::AllReduceScalar(comm_, static_cast<double>(stats.timed_tokens), comm::ReduceOp::kSum));
+    ASSIGN_OR_RETURN(double timed_ms, comm::AllReduceScalar(comm_, stats.timed_ms, comm::ReduceOp::kMax));
+    result.train_tokens_per_s = timed_ms > 0 ? timed_tokens / (timed_ms / 1000.0) : 0.0;
+    const double train_loss = stats.tokens > 0 ? stats.nll / static_cast<double>(stats.tokens) : 0.0;
+    common::Log0(absl::StrFormat("| epoch %3d | train ppl %8.2f | epoch time %6.1fs | tok/s %8.0f |", epoch,
+                                 std::exp(train_loss), epoch_clock.ElapsedMs() / 1000.0, result.train_tokens_per_s));
+    metrics_.Write({{"type", "train_epoch"}, {"epoch", epoch}, {"train_loss", train_loss},
+                    {"train_ppl", std::exp(train_loss)}, {"epoch_s", epoch_clock.ElapsedMs() / 1000.0},
+                    {"tok_per_s", result.train_tokens_per_s}});
+    return absl::OkStatus();
+  });
+}
+
+absl::Status LmTrainer::EndOfEpoch(int64_t epoch, double& lr, LmResult& result) {
+  // decision = {valid loss per token, next lr, 1 if best so far}
+  std::vector<double> decision(3, 0.0);
+  if (comm_.is_root()) {
+    ASSIGN_OR_RETURN(NllSum valid, EvaluateLm(model_, *data_.valid, config_.eval_batch_size, config_.num_steps));
+    const double valid_loss = valid.nll / static_cast<double>(valid.tokens);
+    const bool best = result.best_valid_ppl == 0.0 || std::exp(valid_loss) < result.best_valid_ppl;
+    LrScheduleConfig schedule_config = config_.lr;
+    LrSchedule schedule(schedule_config);
+    schedule.Restore(lr, result.best_valid_ppl == 0.0 ? 1e300 : std::log(result.best_valid_ppl));
+    decision = {valid_loss, schedule.NextAfterEpoch(epoch, valid_loss), best ? 1.0 : 0.0};
+  }
+  RETURN_IF_ERROR(comm::BroadcastValues(comm_, decision, 0));
+  const double valid_ppl = std::exp(decision[0]);
+  result.last_valid_ppl = valid_ppl;
+  if (decision[2] > 0.5) result.best_valid_ppl = valid_ppl;
+  common::Log0(absl::StrFormat("| end of epoch %3d | valid loss %6.3f | valid ppl %8.2f | next lr %7.4f |%s", epoch,
+                               decision[0], valid_ppl, decision[1], decision[2] > 0.5 ? " best so far |" : ""));
+  metrics_.Write({{"type", "valid"}, {"epoch", epoch}, {"valid_loss", decision[0]}, {"valid_ppl", valid_ppl},
+                  {"next_lr", decision[1]}, {"best", decision[2] > 0.5}});
+  lr = decision[1];
+  if (comm_.is_root() && !config_.run_dir.empty()) {
+    nlohmann::json meta = checkpoint_meta_;
+    meta["epoch"] = epoch;
+    meta["valid_ppl"] = valid_ppl;
+    meta["next_lr"] = lr;
+    RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/model.pt", meta, *model_, nullptr));
+    if (decision[2] > 0.5) RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/best.pt", meta, *model_, nullptr));
+  }
+  return comm_.Barrier();
+}
+
+}  // namespace distrnn::train
