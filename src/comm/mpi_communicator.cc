@@ -245,6 +245,10 @@ absl::StatusOr<std::vector<double>> MpiCommunicator::AllGather(double value) {
 }
 
 void MpiCommunicator::Abort(int code) {
+  // Our own line first: Open MPI's "MPI_ABORT was invoked on rank r" help text is not
+  // always delivered (4.1.4 sometimes drops it with an ORTE show_help unpack error).
+  common::LogLine("comm", absl::StrFormat("rank %d/%d (host %s, pid %d) calls MPI_Abort: ending the job with code %d",
+                                          rank_, world_size_, host_, static_cast<int>(getpid()), code));
   MPI_Abort(impl_->comm != MPI_COMM_NULL ? impl_->comm : MPI_COMM_WORLD, code);
   std::_Exit(code);  // MPI_Abort does not return; be sure
 }
