@@ -47,6 +47,9 @@ absl::StatusOr<TrainOptions> TrainOptionsFromFlags() {
   if (options.run.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   options.run.seed = absl::GetFlag(FLAGS_seed);
 
+  if (absl::GetFlag(FLAGS_hidden_size) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--hidden_size must be positive, got ", absl::GetFlag(FLAGS_hidden_size)));
+  }
   model::LanguageModelConfig& lm = options.lm;
   ASSIGN_OR_RETURN(lm.stack.cell, model::ParseCellType(absl::GetFlag(FLAGS_cell)));
   lm.stack.num_layers = absl::GetFlag(FLAGS_num_layers);

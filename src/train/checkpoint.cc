@@ -109,6 +109,39 @@ absl::Status OpenArchive(const std::string& path, torch::serialize::InputArchive
   return absl::OkStatus();
 }
 
+// Module::load replaces a parameter of another shape silently (Tensor::set_); we copy
+// into the existing tensors and refuse any missing tensor or shape mismatch.
+absl::Status LoadModuleStrict(torch::serialize::InputArchive& archive, torch::nn::Module& module,
+                              const std::string& prefix) {
+  torch::NoGradGuard no_grad;
+  auto load_tensors = [&](auto named, bool is_buffer) -> absl::Status {
+    for (auto& item : named) {
+      torch::Tensor stored;
+      const std::string name = absl::StrCat(prefix, item.key());
+      if (!archive.try_read(item.key(), stored, is_buffer)) {
+        return absl::InvalidArgumentError(absl::StrCat("checkpoint has no tensor '", name, "': another model"));
+      }
+      if (!stored.sizes().equals(item.value().sizes())) {
+        return absl::InvalidArgumentError(absl::StrCat("checkpoint tensor '", name, "' has shape ",
+                                                       c10::str(stored.sizes()), " but the model expects ",
+                                                       c10::str(item.value().sizes())));
+      }
+      item.value().copy_(stored);
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(load_tensors(module.named_parameters(/*recurse=*/false), false));
+  RETURN_IF_ERROR(load_tensors(module.named_buffers(/*recurse=*/false), true));
+  for (auto& child : module.named_children()) {
+    torch::serialize::InputArchive child_archive;
+    if (!archive.try_read(child.key(), child_archive)) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint has no module '", prefix, child.key(), "': another model"));
+    }
+    RETURN_IF_ERROR(LoadModuleStrict(child_archive, *child.value(), absl::StrCat(prefix, child.key(), ".")));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<nlohmann::json> ReadCheckpointMeta(const std::string& path) {
@@ -124,7 +157,7 @@ absl::Status LoadCheckpoint(const std::string& path, torch::nn::Module& model, t
   return common::GuardTorch(absl::StrCat("cannot load checkpoint ", path), [&] {
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
-    model.load(model_archive);
+    RETURN_IF_ERROR(LoadModuleStrict(model_archive, model, ""));
     if (optimizer != nullptr) {
       torch::serialize::InputArchive optimizer_archive;
       if (archive.try_read("optimizer", optimizer_archive)) optimizer->load(optimizer_archive);

@@ -38,6 +38,11 @@ const char* LossReductionName(LossReduction reduction) {
   return reduction == LossReduction::kSumStepsMeanBatch ? "sum_steps_mean_batch" : "mean_tokens";
 }
 
+double LossDivisor(LossReduction reduction, int64_t local_batch, int64_t steps) {
+  const double batch = static_cast<double>(local_batch);
+  return reduction == LossReduction::kSumStepsMeanBatch ? batch : batch * static_cast<double>(steps);
+}
+
 absl::Status LmTrainConfig::Validate() const {
   auto positive = [](int64_t v, absl::string_view name) {
     return v > 0 ? absl::OkStatus()
@@ -119,6 +124,7 @@ LmTrainer::LmTrainer(comm::Communicator& comm, model::LanguageModel model, LmTra
     : comm_(comm),
       model_(std::move(model)),
       config_(std::move(config)),
+      schedule_(config_.lr),
       data_(data),
       checkpoint_meta_(std::move(checkpoint_meta)) {}
 
@@ -130,8 +136,7 @@ absl::StatusOr<LmResult> LmTrainer::Run() {
     ASSIGN_OR_RETURN(metrics_, MetricsLog::Open(config_.run_dir + "/metrics.jsonl"));
   }
   LmResult result;
-  LrSchedule schedule(config_.lr);
-  double lr = schedule.lr();
+  double lr = schedule_.lr();
   for (int64_t epoch = 1; epoch <= config_.max_epochs; ++epoch) {
     EpochStats stats;
     result.epoch_lrs.push_back(lr);
@@ -186,10 +191,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
       optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
       auto [logits, next] = model_->forward(inputs, state.Detached());
       torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);
-      const double divisor = config_.loss_reduction == LossReduction::kSumStepsMeanBatch
-                                 ? local_batch
-                                 : local_batch * static_cast<double>(window.steps);
-      (nll_sum / divisor).backward();
+      (nll_sum / LossDivisor(config_.loss_reduction, window.batch, window.steps)).backward();
       // TODO(comm): average gradients over ranks (GradientReducer) when world > 1.
       double grad_norm = config_.clip_norm > 0.0
                              ? torch::nn::utils::clip_grad_norm_(params, config_.clip_norm)
@@ -255,11 +257,8 @@ absl::Status LmTrainer::EndOfEpoch(int64_t epoch, double& lr, LmResult& result) 
   if (comm_.is_root()) {
     ASSIGN_OR_RETURN(NllSum valid, EvaluateLm(model_, *data_.valid, config_.eval_batch_size, config_.num_steps));
     const double valid_loss = valid.nll / static_cast<double>(valid.tokens);
-    const bool best = result.best_valid_ppl == 0.0 || std::exp(valid_loss) < result.best_valid_ppl;
-    LrScheduleConfig schedule_config = config_.lr;
-    LrSchedule schedule(schedule_config);
-    schedule.Restore(lr, result.best_valid_ppl == 0.0 ? 1e300 : std::log(result.best_valid_ppl));
-    decision = {valid_loss, schedule.NextAfterEpoch(epoch, valid_loss), best ? 1.0 : 0.0};
+    const bool best = valid_loss < schedule_.best_loss();
+    decision = {valid_loss, schedule_.NextAfterEpoch(epoch, valid_loss), best ? 1.0 : 0.0};
   }
   RETURN_IF_ERROR(comm::BroadcastValues(comm_, decision, 0));
   const double valid_ppl = std::exp(decision[0]);

@@ -31,6 +31,9 @@ namespace distrnn::train {
 enum class LossReduction { kSumStepsMeanBatch, kMeanTokens };
 absl::StatusOr<LossReduction> ParseLossReduction(const std::string& name);
 const char* LossReductionName(LossReduction reduction);
+// What a rank divides its summed window NLL by, so that averaging gradients over ranks
+// gives the configured loss of the global batch.
+double LossDivisor(LossReduction reduction, int64_t local_batch, int64_t steps);
 
 struct LmTrainConfig {
   int64_t batch_size = 20;       // global batch G, split over ranks
@@ -93,6 +96,7 @@ class LmTrainer {
   comm::Communicator& comm_;
   model::LanguageModel model_;
   LmTrainConfig config_;
+  LrSchedule schedule_;  // authoritative on rank 0, which decides the lr
   LmSplits data_;
   nlohmann::json checkpoint_meta_;
   MetricsLog metrics_;
