@@ -5,7 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "app/config_table.h"
-#include "comm/local_communicator.h"
+#include "app/exit_codes.h"
+#include "comm/communicator_factory.h"
 #include "common/logging.h"
 #include "common/runtime.h"
 #include "common/status_macros.h"
@@ -44,18 +45,15 @@ ConfigRows DescribeRun(const TrainOptions& o, const comm::Communicator& comm, co
   };
 }
 
-}  // namespace
-
-absl::Status RunTrain(const TrainOptions& options_in) {
-  TrainOptions options = options_in;
-  const std::string memory = common::KeepFreedMemory();
-  comm::LocalCommunicator comm;
-  common::SetLogRank(comm.rank(), comm.world_size());
-  const int threads = options.run.threads > 0 ? options.run.threads
-                                              : std::max(1, common::AllowedCores() / comm.local_size());
-  common::SetComputeThreads(threads);
+absl::Status TrainWith(comm::Communicator& comm, TrainOptions options, const std::string& memory) {
+  common::SetComputeThreads(options.run.threads > 0 ? options.run.threads : comm::DefaultThreadsPerRank(comm));
 
   ASSIGN_OR_RETURN(options.run.data_dir, data::ResolveDataDir(options.run.data_dir));
+  if (options.trainer.batch_size % comm.world_size() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch_size ", options.trainer.batch_size,
+                                                   " (the global batch) is not divisible by the world size ",
+                                                   comm.world_size()));
+  }
   ASSIGN_OR_RETURN(data::WordCorpus corpus, data::LoadPtbCorpus(options.run.data_dir + "/ptb"));
   options.lm.vocab_size = corpus.vocab.size();
   RETURN_IF_ERROR(options.lm.Validate());
@@ -79,12 +77,32 @@ absl::Status RunTrain(const TrainOptions& options_in) {
       {"tie_weights", options.lm.tie_weights},
       {"vocabulary", corpus.vocab.tokens()},
   };
+  common::LogLine("comm", absl::StrCat("backend ", comm.backend(), ", local rank ", comm.local_rank(), "/",
+                                       comm.local_size(), ", ", common::DescribeComputeSettings()));
   train::LmTrainer trainer(comm, model, options.trainer, {&corpus.train, &corpus.valid, &corpus.test}, meta);
   ASSIGN_OR_RETURN(train::LmResult result, trainer.Run());
   common::Log0(absl::StrFormat("| done | epochs %d | steps %d | best valid ppl %.2f | test ppl %.2f | peak memory %.0f MiB |",
                                result.epochs, result.steps, result.best_valid_ppl, result.test_ppl,
                                common::PeakRssMiB()));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunTrain(const TrainOptions& options) {
+  const std::string memory = common::KeepFreedMemory();
+  ASSIGN_OR_RETURN(comm::CommKind kind, comm::ParseCommKind(options.run.comm));
+  comm::MpiOptions mpi_options;
+  mpi_options.collective_timeout_s = options.run.collective_timeout_s;
+  ASSIGN_OR_RETURN(std::unique_ptr<comm::Communicator> comm, comm::CreateCommunicator(kind, mpi_options));
+  common::SetLogRank(comm->rank(), comm->world_size());
+  absl::Status status = TrainWith(*comm, options, memory);
+  if (!status.ok() && comm->world_size() > 1) {
+    // Peers may be waiting in a collective: end the whole job, naming this rank.
+    common::LogLine("error", absl::StrCat("distrnn: error: ", status.message()));
+    comm->Abort(ExitCodeFor(status));
+  }
+  return status;
 }
 
 }  // namespace distrnn::app

@@ -33,6 +33,13 @@ ABSL_FLAG(std::string, loss_reduction, "sum_steps_mean_batch",
           "sum_steps_mean_batch (Zaremba: sum over steps, mean over the global batch) or mean_tokens.");
 ABSL_FLAG(int32_t, log_every, 0, "Steps between progress lines (0: ten per epoch).");
 
+ABSL_FLAG(double, bucket_mb, 25.0, "Gradient all-reduce bucket size in MiB.");
+ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
+ABSL_FLAG(double, collective_timeout_s, 300.0,
+          "MPI: end the job when a collective waits longer than this for a stalled peer (0: never).");
+ABSL_FLAG(int32_t, fault_rank, -1, "Testing aid: the rank that exits abruptly at --fault_step.");
+ABSL_FLAG(int64_t, fault_step, 0, "Testing aid: step before which --fault_rank exits abruptly (0: off).");
+
 namespace distrnn::app {
 
 absl::StatusOr<TrainOptions> TrainOptionsFromFlags() {
@@ -46,6 +53,8 @@ absl::StatusOr<TrainOptions> TrainOptionsFromFlags() {
   options.run.threads = absl::GetFlag(FLAGS_threads);
   if (options.run.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   options.run.seed = absl::GetFlag(FLAGS_seed);
+  options.run.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s);
+  if (options.run.collective_timeout_s < 0) return absl::InvalidArgumentError("--collective_timeout_s must be >= 0");
 
   if (absl::GetFlag(FLAGS_hidden_size) < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--hidden_size must be positive, got ", absl::GetFlag(FLAGS_hidden_size)));
@@ -79,6 +88,10 @@ absl::StatusOr<TrainOptions> TrainOptionsFromFlags() {
   ASSIGN_OR_RETURN(t.loss_reduction, train::ParseLossReduction(absl::GetFlag(FLAGS_loss_reduction)));
   t.log_every = absl::GetFlag(FLAGS_log_every);
   t.run_dir = absl::GetFlag(FLAGS_run_dir);
+  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
+  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
+  t.fault_rank = absl::GetFlag(FLAGS_fault_rank);
+  t.fault_step = absl::GetFlag(FLAGS_fault_step);
   RETURN_IF_ERROR(t.Validate());
   return options;
 }

@@ -17,6 +17,7 @@ struct RunOptions {
   std::string comm;      // auto | local | mpi
   int threads = 0;       // 0: cores of this process / ranks on the node
   uint64_t seed = 0;
+  double collective_timeout_s = 0.0;  // MPI watchdog (0: off)
 };
 
 struct TrainOptions {

@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
+#include "comm/parameter_sync.h"
 #include "data/lm_batcher.h"
 #include "train/checkpoint.h"
 
@@ -60,6 +61,8 @@ absl::Status LmTrainConfig::Validate() const {
   if (lr.decay_start < 0) return absl::InvalidArgumentError("--decay_start_epoch must be >= 0");
   if (clip_norm < 0.0) return absl::InvalidArgumentError(absl::StrCat("--clip_norm must be >= 0, got ", clip_norm));
   if (log_every < 0) return absl::InvalidArgumentError("--log_every must be >= 0");
+  if (bucket_bytes < 1) return absl::InvalidArgumentError("--bucket_mb must be positive");
+  if (check_replicas_every < 0) return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
   return absl::OkStatus();
 }
 
@@ -135,6 +138,17 @@ absl::StatusOr<LmResult> LmTrainer::Run() {
     if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create --run_dir ", config_.run_dir, ": ", ec.message()));
     ASSIGN_OR_RETURN(metrics_, MetricsLog::Open(config_.run_dir + "/metrics.jsonl"));
   }
+  if (data_.train == nullptr || (comm_.is_root() && data_.valid == nullptr)) {
+    return absl::InvalidArgumentError("training needs a train split and, on rank 0, a valid split");
+  }
+  params_ = model_->parameters();
+  RETURN_IF_ERROR(common::GuardTorch("cannot share the initial parameters", [&] {
+    // Replicas start from rank 0's parameters, not from equal seeds.
+    std::vector<torch::Tensor> state = params_;
+    for (auto& b : model_->buffers()) state.push_back(b);
+    return comm::BroadcastParameters(comm_, state, 0);
+  }));
+  reducer_ = std::make_unique<comm::GradientReducer>(comm_, params_, config_.bucket_bytes);
   LmResult result;
   double lr = schedule_.lr();
   for (int64_t epoch = 1; epoch <= config_.max_epochs; ++epoch) {
@@ -171,8 +185,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
   const double local_batch = static_cast<double>(batcher.local_batch());
   const double world = static_cast<double>(comm_.world_size());
 
-  torch::optim::SGD optimizer(model_->parameters(), torch::optim::SGDOptions(lr));
-  std::vector<torch::Tensor> params = model_->parameters();
+  torch::optim::SGD optimizer(params_, torch::optim::SGDOptions(lr));
   data::LmWindow window;
   torch::Tensor inputs = torch::empty({0, 0}, torch::kLong), targets;
   model::RecurrentState state;  // zeros at epoch start
@@ -185,6 +198,10 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
   return common::GuardTorch("training step failed", [&]() -> absl::Status {
     for (int64_t i = 0; i < windows; ++i) {
       if (config_.max_steps > 0 && total_steps_ >= config_.max_steps) break;
+      if (config_.fault_step > 0 && total_steps_ + 1 == config_.fault_step && comm_.rank() == config_.fault_rank) {
+        common::LogLine("fault", absl::StrCat("injected fault: this rank exits abruptly before step ", config_.fault_step));
+        std::_Exit(13);
+      }
       common::Stopwatch step_clock;
       batcher.FillWindow(i, window);
       LoadWindow(window, inputs, targets);
@@ -192,13 +209,17 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
       auto [logits, next] = model_->forward(inputs, state.Detached());
       torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);
       (nll_sum / LossDivisor(config_.loss_reduction, window.batch, window.steps)).backward();
-      // TODO(comm): average gradients over ranks (GradientReducer) when world > 1.
+      RETURN_IF_ERROR(reducer_->AllReduceGradients());
+      // Every rank clips the same averaged gradients, so replicas take the same step.
       double grad_norm = config_.clip_norm > 0.0
-                             ? torch::nn::utils::clip_grad_norm_(params, config_.clip_norm)
-                             : torch::nn::utils::clip_grad_norm_(params, 1e30);
+                             ? torch::nn::utils::clip_grad_norm_(params_, config_.clip_norm)
+                             : torch::nn::utils::clip_grad_norm_(params_, 1e30);
       optimizer.step();
       state = next;
       ++total_steps_;
+      if (config_.check_replicas_every > 0 && total_steps_ % config_.check_replicas_every == 0) {
+        RETURN_IF_ERROR(comm::CheckReplicasAgree(comm_, params_));
+      }
 
       const double local_nll = nll_sum.item<double>();
       const int64_t tokens = window.steps * window.batch;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "comm/communicator.h"
+#include "comm/gradient_reducer.h"
 #include "model/language_model.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
@@ -48,14 +49,21 @@ struct LmTrainConfig {
   int64_t warmup_steps = 5;      // steps of each epoch left out of throughput
   std::string run_dir;           // metrics.jsonl and checkpoints ("" = none)
   bool evaluate_test = true;
+  int64_t bucket_bytes = int64_t{25} << 20;  // gradient all-reduce bucket cap
+  int64_t check_replicas_every = 0;          // steps between replica checksums (0: never)
+  // Fault injection for the no-hang tests: rank `fault_rank` exits abruptly (no MPI
+  // clean-up) before step `fault_step`. Off when fault_step == 0.
+  int fault_rank = -1;
+  int64_t fault_step = 0;
 
   absl::Status Validate() const;
 };
 
+// valid and test are read on rank 0 only (it evaluates alone); other ranks may pass null.
 struct LmSplits {
   const std::vector<int64_t>* train = nullptr;
   const std::vector<int64_t>* valid = nullptr;
-  const std::vector<int64_t>* test = nullptr;  // may be null
+  const std::vector<int64_t>* test = nullptr;  // may be null everywhere: no test pass
 };
 
 struct LmResult {
@@ -85,6 +93,7 @@ class LmTrainer {
   LmTrainer(comm::Communicator& comm, model::LanguageModel model, LmTrainConfig config, LmSplits data,
             nlohmann::json checkpoint_meta);
 
+  // Starts from rank 0's parameters (broadcast), trains, evaluates on rank 0.
   absl::StatusOr<LmResult> Run();
 
  private:
@@ -100,6 +109,8 @@ class LmTrainer {
   LmSplits data_;
   nlohmann::json checkpoint_meta_;
   MetricsLog metrics_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<comm::GradientReducer> reducer_;  // persistent buckets
   int64_t total_steps_ = 0;
 };
 
