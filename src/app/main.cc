@@ -17,15 +17,22 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "app/exit_codes.h"
-#include "app/train_command.h"
-#include "app/train_flags.h"
+#include "app/common_flags.h"
+#include "app/copy_task.h"
+#include "app/generate_command.h"
+#include "app/imdb_task.h"
+#include "app/lm_task.h"
+#include "app/predict_command.h"
+#include "app/run_context.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "distrnn COMMAND [--flagfile=FILE] [--flag=value ...]\n"
     "commands:\n"
-    "  train   train a model (see `distrnn train --help`)\n";
+    "  train      train a model: --task=ptb_lm|char_lm|copy|imdb (see `distrnn train --help`)\n"
+    "  generate   sample text from a language-model checkpoint\n"
+    "  predict    probability that a review is positive, from an imdb checkpoint\n";
 
 // Abseil exits with status 1 on an unknown or malformed flag (and on --help). We want 2
 // for bad input and 0 for help: while flags are being parsed, an exit is redirected.
@@ -50,6 +57,23 @@ bool IsOurFlagFile(absl::string_view file) { return absl::StrContains(file, "src
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "distrnn: error: %s\n", std::string(status.message()).c_str());
   return distrnn::app::ExitCodeFor(status);
+}
+
+// `distrnn train`: options are read and checked before any communicator exists, so a
+// bad flag fails fast on every rank alike.
+absl::Status Train() {
+  using namespace distrnn::app;  // NOLINT: local to this dispatcher
+  auto run = RunOptionsFromFlags();
+  if (!run.ok()) return run.status();
+  if (run->task == "ptb_lm" || run->task == "char_lm") {
+    auto options = LmTaskOptionsFromFlags(*run);
+    if (!options.ok()) return options.status();
+    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunLmTask(comm, *options); });
+  }
+  if (run->task == "copy") {
+    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunCopyTask(comm, *run); });
+  }
+  return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunImdbTask(comm, *run); });
 }
 
 }  // namespace
@@ -83,11 +107,16 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", positional[1], "'")));
   }
 
+  absl::Status status;
   if (command == "train") {
-    auto options = distrnn::app::TrainOptionsFromFlags();
-    if (!options.ok()) return Fail(options.status());
-    absl::Status status = distrnn::app::RunTrain(*options);
-    return status.ok() ? distrnn::app::kExitOk : Fail(status);
+    status = Train();
+  } else if (command == "generate") {
+    status = distrnn::app::RunGenerate();
+  } else if (command == "predict") {
+    status = distrnn::app::RunPredict();
+  } else {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'\n", kUsage)));
   }
-  return Fail(absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'\n", kUsage)));
+  return status.ok() ? distrnn::app::kExitOk : Fail(status);
 }
+

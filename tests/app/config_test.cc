@@ -10,24 +10,26 @@
 #include <gtest/gtest.h>
 
 #include "absl/flags/parse.h"
-#include "app/train_flags.h"
+#include "app/lm_task.h"
 
 namespace distrnn::app {
 namespace {
 
-TrainOptions ParseConfig(const std::string& name) {
+LmTaskOptions ParseConfig(const std::string& name) {
   const char* source = std::getenv("DISTRNN_SOURCE_DIR");
   EXPECT_NE(source, nullptr);
   EXPECT_EQ(chdir(source), 0);  // configs include each other by repo-relative path
   std::string flagfile = "--flagfile=configs/" + name;
   std::vector<char*> argv = {const_cast<char*>("distrnn"), flagfile.data()};
   absl::ParseCommandLine(static_cast<int>(argv.size()), argv.data());
-  auto options = TrainOptionsFromFlags();
+  auto run = RunOptionsFromFlags();
+  EXPECT_TRUE(run.ok()) << run.status();
+  auto options = LmTaskOptionsFromFlags(*run);
   EXPECT_TRUE(options.ok()) << options.status();
   return *options;
 }
 
-std::vector<double> EpochLrs(const TrainOptions& o) {
+std::vector<double> EpochLrs(const LmTaskOptions& o) {
   train::LrSchedule schedule(o.trainer.lr);
   std::vector<double> lrs = {schedule.lr()};
   for (int64_t e = 1; e < o.trainer.max_epochs; ++e) lrs.push_back(schedule.NextAfterEpoch(e, 1.0));
@@ -47,7 +49,7 @@ void ExpectLrs(const std::vector<double>& got, const std::vector<double>& want) 
 }
 
 TEST(ConfigTest, PtbSmall) {
-  TrainOptions o = ParseConfig("ptb_small.flags");
+  LmTaskOptions o = ParseConfig("ptb_small.flags");
   EXPECT_EQ(o.lm.stack.num_layers, 2);
   EXPECT_EQ(o.lm.stack.hidden_size, 200);
   EXPECT_EQ(o.trainer.num_steps, 20);
@@ -61,14 +63,14 @@ TEST(ConfigTest, PtbSmall) {
 }
 
 TEST(ConfigTest, PtbSmallGruOnlyChangesTheCell) {
-  TrainOptions o = ParseConfig("ptb_small_gru.flags");
+  LmTaskOptions o = ParseConfig("ptb_small_gru.flags");
   EXPECT_EQ(o.lm.stack.cell, model::CellType::kGru);
   EXPECT_EQ(o.lm.stack.hidden_size, 200);
   ExpectLrs(EpochLrs(o), Published(0.5, 4, 13));
 }
 
 TEST(ConfigTest, PtbMedium) {
-  TrainOptions o = ParseConfig("ptb_medium.flags");
+  LmTaskOptions o = ParseConfig("ptb_medium.flags");
   EXPECT_EQ(o.lm.stack.hidden_size, 650);
   EXPECT_EQ(o.trainer.num_steps, 35);
   EXPECT_DOUBLE_EQ(o.lm.init_scale, 0.05);
@@ -78,7 +80,7 @@ TEST(ConfigTest, PtbMedium) {
 }
 
 TEST(ConfigTest, PtbLarge) {
-  TrainOptions o = ParseConfig("ptb_large.flags");
+  LmTaskOptions o = ParseConfig("ptb_large.flags");
   EXPECT_EQ(o.lm.stack.hidden_size, 1500);
   EXPECT_EQ(o.trainer.num_steps, 35);
   EXPECT_DOUBLE_EQ(o.lm.init_scale, 0.04);

@@ -1,0 +1,96 @@
+#include "app/common_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+ABSL_FLAG(std::string, task, "ptb_lm",
+          "Task: ptb_lm (PTB words), char_lm (any text file), copy (synthetic copy task) or imdb (sentiment).");
+ABSL_FLAG(std::string, data_dir, "", "Data sets directory (else $DISTRNN_DATA, ../shared/data, ./data).");
+ABSL_FLAG(std::string, comm, "auto", "Communicator: auto (mpi under an MPI launcher), local or mpi.");
+ABSL_FLAG(int32_t, threads, 0, "Intra-op CPU threads per rank (0: allowed cores / ranks on this node).");
+ABSL_FLAG(uint64_t, seed, 1234, "Random seed (initialisation, dropout, data order, sampling).");
+ABSL_FLAG(std::string, run_dir, "runs/latest", "Directory for metrics.jsonl and checkpoints ('' for none).");
+ABSL_FLAG(double, collective_timeout_s, 300.0,
+          "MPI: end the job when a collective waits longer than this for a stalled peer (0: never).");
+ABSL_FLAG(int32_t, fault_rank, -1, "Testing aid: the rank that exits abruptly at --fault_step.");
+ABSL_FLAG(int64_t, fault_step, 0, "Testing aid: step before which --fault_rank exits abruptly (0: off).");
+
+ABSL_FLAG(std::string, cell, "lstm", "Recurrent cell: rnn_tanh, rnn_relu, lstm, gru, mlstm or mgru.");
+ABSL_FLAG(int32_t, num_layers, 2, "Recurrent layers.");
+ABSL_FLAG(int32_t, hidden_size, 200, "Hidden units per layer (and direction).");
+ABSL_FLAG(int32_t, embedding_size, 0, "Embedding size (0: same as --hidden_size).");
+ABSL_FLAG(double, dropout, 0.0, "Dropout on non-recurrent connections (Zaremba).");
+ABSL_FLAG(double, init_scale, 0.1, "Parameters are initialised uniformly in [-init_scale, init_scale].");
+ABSL_FLAG(bool, bidirectional, false, "Bidirectional recurrent stack (classification).");
+
+ABSL_FLAG(int32_t, batch_size, 20, "Global batch size, split evenly over ranks.");
+ABSL_FLAG(int32_t, eval_batch_size, 10, "Batch size for validation and test (rank 0 alone).");
+ABSL_FLAG(int32_t, max_epochs, 13, "Epochs to train.");
+ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many optimizer steps in total (0: no limit).");
+ABSL_FLAG(double, lr, 1.0, "Learning rate.");
+ABSL_FLAG(double, clip_norm, 5.0, "Clip gradients to this global L2 norm (0: no clipping).");
+ABSL_FLAG(int32_t, log_every, 0, "Steps between progress lines (0: ten per epoch).");
+ABSL_FLAG(double, bucket_mb, 25.0, "Gradient all-reduce bucket size in MiB.");
+ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
+
+namespace distrnn::app {
+
+absl::StatusOr<RunOptions> RunOptionsFromFlags() {
+  RunOptions run;
+  run.task = absl::GetFlag(FLAGS_task);
+  if (run.task != "ptb_lm" && run.task != "char_lm" && run.task != "copy" && run.task != "imdb") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --task '", run.task, "' (expected ptb_lm, char_lm, copy or imdb)"));
+  }
+  run.data_dir = absl::GetFlag(FLAGS_data_dir);
+  run.run_dir = absl::GetFlag(FLAGS_run_dir);
+  run.comm = absl::GetFlag(FLAGS_comm);
+  run.threads = absl::GetFlag(FLAGS_threads);
+  if (run.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  run.seed = absl::GetFlag(FLAGS_seed);
+  run.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s);
+  if (run.collective_timeout_s < 0) return absl::InvalidArgumentError("--collective_timeout_s must be >= 0");
+  run.fault_rank = absl::GetFlag(FLAGS_fault_rank);
+  run.fault_step = absl::GetFlag(FLAGS_fault_step);
+  return run;
+}
+
+absl::Status ValidateCommonFlags() {
+  auto positive = [](int64_t v, absl::string_view name) {
+    return v > 0 ? absl::OkStatus()
+                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
+  };
+  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_hidden_size), "hidden_size"));
+  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_num_layers), "num_layers"));
+  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_batch_size), "batch_size"));
+  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_eval_batch_size), "eval_batch_size"));
+  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_max_epochs), "max_epochs"));
+  if (absl::GetFlag(FLAGS_embedding_size) < 0) return absl::InvalidArgumentError("--embedding_size must be >= 0");
+  if (absl::GetFlag(FLAGS_max_steps) < 0) return absl::InvalidArgumentError("--max_steps must be >= 0");
+  if (!(absl::GetFlag(FLAGS_lr) > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--lr must be positive, got ", absl::GetFlag(FLAGS_lr)));
+  }
+  if (absl::GetFlag(FLAGS_clip_norm) < 0) return absl::InvalidArgumentError("--clip_norm must be >= 0");
+  if (!(absl::GetFlag(FLAGS_bucket_mb) > 0)) return absl::InvalidArgumentError("--bucket_mb must be positive");
+  if (absl::GetFlag(FLAGS_check_replicas_every) < 0) {
+    return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
+  }
+  if (!(absl::GetFlag(FLAGS_init_scale) > 0)) return absl::InvalidArgumentError("--init_scale must be positive");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<model::StackConfig> StackConfigFromFlags() {
+  RETURN_IF_ERROR(ValidateCommonFlags());
+  model::StackConfig stack;
+  ASSIGN_OR_RETURN(stack.cell, model::ParseCellType(absl::GetFlag(FLAGS_cell)));
+  stack.num_layers = absl::GetFlag(FLAGS_num_layers);
+  stack.hidden_size = absl::GetFlag(FLAGS_hidden_size);
+  stack.dropout = absl::GetFlag(FLAGS_dropout);
+  stack.bidirectional = absl::GetFlag(FLAGS_bidirectional);
+  stack.input_size = absl::GetFlag(FLAGS_embedding_size) == 0 ? stack.hidden_size : absl::GetFlag(FLAGS_embedding_size);
+  RETURN_IF_ERROR(stack.Validate());
+  return stack;
+}
+
+}  // namespace distrnn::app

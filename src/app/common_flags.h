@@ -1,0 +1,54 @@
+// Flags shared by every task of `distrnn train`, and the typed options built from them.
+// Task-specific flags live in <task>_task.cc; a task reads the shared ones through the
+// declarations below. Libraries never read flags; only src/app does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+
+ABSL_DECLARE_FLAG(std::string, task);
+ABSL_DECLARE_FLAG(std::string, cell);
+ABSL_DECLARE_FLAG(int32_t, num_layers);
+ABSL_DECLARE_FLAG(int32_t, hidden_size);
+ABSL_DECLARE_FLAG(int32_t, embedding_size);
+ABSL_DECLARE_FLAG(double, dropout);
+ABSL_DECLARE_FLAG(double, init_scale);
+ABSL_DECLARE_FLAG(bool, bidirectional);
+ABSL_DECLARE_FLAG(int32_t, batch_size);
+ABSL_DECLARE_FLAG(int32_t, eval_batch_size);
+ABSL_DECLARE_FLAG(int32_t, max_epochs);
+ABSL_DECLARE_FLAG(int64_t, max_steps);
+ABSL_DECLARE_FLAG(double, lr);
+ABSL_DECLARE_FLAG(double, clip_norm);
+ABSL_DECLARE_FLAG(int32_t, log_every);
+ABSL_DECLARE_FLAG(double, bucket_mb);
+ABSL_DECLARE_FLAG(int64_t, check_replicas_every);
+
+namespace distrnn::app {
+
+// How and where this process runs, whatever the task.
+struct RunOptions {
+  std::string task;      // ptb_lm | char_lm | copy | imdb
+  std::string data_dir;  // as given (resolved by the task that needs it)
+  std::string run_dir;   // metrics.jsonl and checkpoints ("" = none)
+  std::string comm;      // auto | local | mpi
+  int threads = 0;       // 0: cores of this process / ranks on the node
+  uint64_t seed = 0;
+  double collective_timeout_s = 0.0;  // MPI watchdog (0: off)
+  int fault_rank = -1;                // testing aid, see --fault_step
+  int64_t fault_step = 0;
+};
+absl::StatusOr<RunOptions> RunOptionsFromFlags();
+
+// --cell, --num_layers, --hidden_size, --dropout, --bidirectional; input_size is
+// --embedding_size (or hidden size when 0).
+absl::StatusOr<model::StackConfig> StackConfigFromFlags();
+
+// Checks of flags every task shares (positive sizes, ranges).
+absl::Status ValidateCommonFlags();
+
+}  // namespace distrnn::app

@@ -1,0 +1,45 @@
+#include "app/lm_checkpoint.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "train/checkpoint.h"
+
+namespace distrnn::app {
+
+nlohmann::json LmCheckpointMeta(const std::string& task, const model::LanguageModelConfig& config,
+                                const data::Vocabulary& vocab) {
+  return {
+      {"task", task},
+      {"cell", model::CellTypeName(config.stack.cell)},
+      {"num_layers", config.stack.num_layers},
+      {"hidden_size", config.stack.hidden_size},
+      {"embedding_size", config.embedding_size},
+      {"tie_weights", config.tie_weights},
+      {"vocabulary", vocab.tokens()},
+  };
+}
+
+absl::StatusOr<LmCheckpointInfo> ReadLmCheckpointInfo(const std::string& path) {
+  ASSIGN_OR_RETURN(nlohmann::json meta, train::ReadCheckpointMeta(path));
+  LmCheckpointInfo info;
+  info.task = meta.value("task", "");
+  if (info.task != "ptb_lm" && info.task != "char_lm") {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is a checkpoint of task '", info.task,
+                                                   "', not of a language model (ptb_lm or char_lm)"));
+  }
+  try {
+    ASSIGN_OR_RETURN(info.config.stack.cell, model::ParseCellType(meta.at("cell").get<std::string>()));
+    info.config.stack.num_layers = meta.at("num_layers").get<int64_t>();
+    info.config.stack.hidden_size = meta.at("hidden_size").get<int64_t>();
+    info.config.embedding_size = meta.at("embedding_size").get<int64_t>();
+    info.config.stack.input_size = info.config.embedding_size;
+    info.config.tie_weights = meta.at("tie_weights").get<bool>();
+    info.vocab = data::Vocabulary(meta.at("vocabulary").get<std::vector<std::string>>());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": incomplete checkpoint metadata (", e.what(), ")"));
+  }
+  info.config.vocab_size = info.vocab.size();
+  return info;
+}
+
+}  // namespace distrnn::app
