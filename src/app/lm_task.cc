@@ -68,6 +68,9 @@ absl::StatusOr<LmTaskOptions> LmTaskOptionsFromFlags(const RunOptions& run) {
 
   options.text_file = absl::GetFlag(FLAGS_text_file);
   options.valid_fraction = absl::GetFlag(FLAGS_valid_fraction);
+  if (!(options.valid_fraction > 0.0 && options.valid_fraction < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--valid_fraction must be in (0, 1), got ", options.valid_fraction));
+  }
   options.init_from = absl::GetFlag(FLAGS_init_from);
   return options;
 }

@@ -21,8 +21,10 @@ absl::Status RunWithCommunicator(const RunOptions& run,
   ASSIGN_OR_RETURN(std::unique_ptr<comm::Communicator> comm, comm::CreateCommunicator(kind, mpi_options));
   common::SetLogRank(comm->rank(), comm->world_size());
   common::SetComputeThreads(run.threads > 0 ? run.threads : comm::DefaultThreadsPerRank(*comm));
-  common::LogLine("comm", absl::StrCat("backend ", comm->backend(), ", local rank ", comm->local_rank(), "/",
+  if (comm->world_size() > 1) {
+    common::LogLine("comm", absl::StrCat("backend ", comm->backend(), ", local rank ", comm->local_rank(), "/",
                                        comm->local_size(), ", ", common::DescribeComputeSettings()));
+  }
   absl::Status status = body(*comm);
   if (!status.ok() && comm->world_size() > 1) {
     // Peers may be waiting in a collective: end the whole job, naming this rank.
