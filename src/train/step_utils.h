@@ -1,0 +1,23 @@
+// Pieces of a training step every trainer shares: gradient clipping (by value, then by
+// global norm) and the fault-injection hook of the no-hang tests.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace distrnn::train {
+
+// Clamps every gradient element to [-clip_value, clip_value] (skipped when 0), then
+// scales all gradients so their global L2 norm is at most clip_norm (skipped when 0).
+// Returns the global norm after value clipping and before norm clipping (what progress
+// lines report). Every rank must call it on the same averaged gradients.
+double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm);
+
+// Testing aid (--fault_rank/--fault_step): when fault_step > 0, `next_step` ==
+// fault_step and this is rank fault_rank, logs and exits the process abruptly (code 13,
+// no MPI clean-up), as a crashed rank would.
+void MaybeInjectFault(int rank, int fault_rank, int64_t fault_step, int64_t next_step);
+
+}  // namespace distrnn::train
