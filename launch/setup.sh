@@ -51,10 +51,11 @@ PY
 # --- build -----------------------------------------------------------------------
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   say "configuring $BUILD_DIR (Release)"
+  mkdir -p "$BUILD_DIR"
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-        -DDISTRNN_PYTHON="$VENV/bin/python" > "$BUILD_DIR.configure.log" 2>&1 \
-    || { cat "$BUILD_DIR.configure.log"; exit 1; }
+        > "$BUILD_DIR/configure.log" 2>&1 || { cat "$BUILD_DIR/configure.log"; exit 1; }
 fi
+echo "$VENV/bin/python" > "$BUILD_DIR/python_path"  # for bench/ scripts (the Python reference)
 say "building with $(nproc) jobs"
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 say "ready: $BUILD_DIR/src/app/distrnn"
