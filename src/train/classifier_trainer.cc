@@ -234,6 +234,7 @@ absl::Status ClassifierTrainer::Impl::TrainEpoch(int64_t epoch, ClassifierResult
       const int64_t global_correct = static_cast<int64_t>(std::llround(sums[1].item<double>()));
       const int64_t global_examples = config.batch_size;
       result.step_losses.push_back(global_loss / static_cast<double>(global_examples));
+      result.step_grad_norms.push_back(grad_norm);
       const double ms = step_clock.ElapsedMs();
       epoch_loss += global_loss;
       epoch_correct += global_correct;

@@ -78,6 +78,7 @@ struct ClassifierResult {
   int64_t epochs = 0;
   int64_t steps = 0;
   std::vector<double> step_losses;   // per step, the global mean loss that was differentiated
+  std::vector<double> step_grad_norms;  // per step, the averaged gradients' norm before clipping
   double last_valid_accuracy = 0.0;
   double best_valid_accuracy = 0.0;
   double best_valid_loss = 0.0;
