@@ -146,9 +146,4 @@ absl::Status RunCopyTask(comm::Communicator& comm, const CopyTaskOptions& option
   return absl::OkStatus();
 }
 
-absl::Status RunCopyTask(comm::Communicator& comm, const RunOptions& run) {
-  ASSIGN_OR_RETURN(CopyTaskOptions options, CopyTaskOptionsFromFlags(run));
-  return RunCopyTask(comm, options);
-}
-
 }  // namespace distrnn::app

@@ -24,7 +24,4 @@ absl::StatusOr<CopyTaskOptions> CopyTaskOptionsFromFlags(const RunOptions& run);
 // Trains and evaluates; rank 0 prints the config table and writes metrics and checkpoints.
 absl::Status RunCopyTask(comm::Communicator& comm, const CopyTaskOptions& options);
 
-// The same, reading the flags first (what main.cc calls).
-absl::Status RunCopyTask(comm::Communicator& comm, const RunOptions& run);
-
 }  // namespace distrnn::app

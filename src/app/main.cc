@@ -71,7 +71,9 @@ absl::Status Train() {
     return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunLmTask(comm, *options); });
   }
   if (run->task == "copy") {
-    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunCopyTask(comm, *run); });
+    auto options = CopyTaskOptionsFromFlags(*run);
+    if (!options.ok()) return options.status();
+    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunCopyTask(comm, *options); });
   }
   return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunImdbTask(comm, *run); });
 }

@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/sgd.h>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,7 @@
 #include "comm/parameter_sync.h"
 #include "data/lm_batcher.h"
 #include "train/checkpoint.h"
+#include "train/step_utils.h"
 
 namespace distrnn::train {
 
@@ -198,10 +198,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
   return common::GuardTorch("training step failed", [&]() -> absl::Status {
     for (int64_t i = 0; i < windows; ++i) {
       if (config_.max_steps > 0 && total_steps_ >= config_.max_steps) break;
-      if (config_.fault_step > 0 && total_steps_ + 1 == config_.fault_step && comm_.rank() == config_.fault_rank) {
-        common::LogLine("fault", absl::StrCat("injected fault: this rank exits abruptly before step ", config_.fault_step));
-        std::_Exit(13);
-      }
+      MaybeInjectFault(comm_.rank(), config_.fault_rank, config_.fault_step, total_steps_ + 1);
       common::Stopwatch step_clock;
       batcher.FillWindow(i, window);
       LoadWindow(window, inputs, targets);
@@ -211,9 +208,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
       (nll_sum / LossDivisor(config_.loss_reduction, window.batch, window.steps)).backward();
       RETURN_IF_ERROR(reducer_->AllReduceGradients());
       // Every rank clips the same averaged gradients, so replicas take the same step.
-      double grad_norm = config_.clip_norm > 0.0
-                             ? torch::nn::utils::clip_grad_norm_(params_, config_.clip_norm)
-                             : torch::nn::utils::clip_grad_norm_(params_, 1e30);
+      const double grad_norm = ClipGradients(params_, /*clip_value=*/0.0, config_.clip_norm);
       optimizer.step();
       state = next;
       ++total_steps_;
