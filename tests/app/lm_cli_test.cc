@@ -79,6 +79,19 @@ TEST_F(LmCliTest, FineTuneContinuesFromCheckpointAndChecksVocabulary) {
   ExpectBadInput(TrainArgs(new_chars, "tuned2") + " --init_from=" + checkpoint, "X");
 }
 
+TEST_F(LmCliTest, GenerateRefusesACheckpointOfAnotherTask) {
+  std::string output;
+  ASSERT_EQ(Run("train --task=copy --run_dir=" + dir_.Join("copy") +
+                    " --hidden_size=8 --num_layers=1 --batch_size=4 --eval_batch_size=8 --lr=0.01 --threads=1"
+                    " --copy_train_symbols=3 --copy_train_length=3 --copy_test_symbols=5 --copy_test_length=5"
+                    " --copy_train_samples=40 --copy_test_samples=8 --steps_per_epoch=5 --max_epochs=1",
+                &output),
+            0)
+      << output;
+  ExpectBadInput("generate --checkpoint=" + dir_.Join("copy/model.pt"),
+                 "is a checkpoint of task 'copy', not of a language model");
+}
+
 TEST_F(LmCliTest, CharLmBadInput) {
   ExpectBadInput(TrainArgs(dir_.Join("missing.txt"), "r"), "no such file");
   ExpectBadInput(TrainArgs(dir_.WriteFile("bad.txt", std::string("ab\xff\xfe cd\n", 8)), "r"), "invalid UTF-8");
