@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
 #include "model/model_config.h"
 
@@ -50,5 +51,17 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags();
 
 // Checks of flags every task shares (positive sizes, ranges).
 absl::Status ValidateCommonFlags();
+
+// Fills the fields every trainer config has (LmTrainConfig, CopyTrainConfig,
+// ClassifierTrainConfig) from the shared flags and `run`.
+template <typename TrainerConfig>
+void SetSharedTrainerFields(const RunOptions& run, TrainerConfig& t) {
+  t.log_every = absl::GetFlag(FLAGS_log_every);
+  t.run_dir = run.run_dir;
+  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
+  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
+  t.fault_rank = run.fault_rank;
+  t.fault_step = run.fault_step;
+}
 
 }  // namespace distrnn::app

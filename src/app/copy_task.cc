@@ -107,12 +107,7 @@ absl::StatusOr<CopyTaskOptions> CopyTaskOptionsFromFlags(const RunOptions& run) 
   t.clip_value = absl::GetFlag(FLAGS_clip_value);
   t.clip_norm = absl::GetFlag(FLAGS_clip_norm);
   t.stop_accuracy = absl::GetFlag(FLAGS_copy_stop_accuracy);
-  t.log_every = absl::GetFlag(FLAGS_log_every);
-  t.run_dir = run.run_dir;
-  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
-  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
-  t.fault_rank = run.fault_rank;
-  t.fault_step = run.fault_step;
+  SetSharedTrainerFields(run, t);
   RETURN_IF_ERROR(t.Validate());
   return options;
 }

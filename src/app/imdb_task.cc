@@ -114,12 +114,7 @@ absl::StatusOr<ImdbOptions> ImdbOptionsFromFlags(const RunOptions& run) {
   t.bucket_by_length = absl::GetFlag(FLAGS_bucket_by_length);
   t.bucket_batches = absl::GetFlag(FLAGS_bucket_batches);
   t.seed = run.seed;
-  t.log_every = absl::GetFlag(FLAGS_log_every);
-  t.run_dir = run.run_dir;
-  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
-  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
-  t.fault_rank = run.fault_rank;
-  t.fault_step = run.fault_step;
+  SetSharedTrainerFields(run, t);
   RETURN_IF_ERROR(t.Validate());
 
   o.vocab_size = absl::GetFlag(FLAGS_vocab_size);

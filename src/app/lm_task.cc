@@ -58,12 +58,7 @@ absl::StatusOr<LmTaskOptions> LmTaskOptionsFromFlags(const RunOptions& run) {
   t.lr.decay_start = absl::GetFlag(FLAGS_decay_start_epoch);
   t.clip_norm = absl::GetFlag(FLAGS_clip_norm);
   ASSIGN_OR_RETURN(t.loss_reduction, train::ParseLossReduction(absl::GetFlag(FLAGS_loss_reduction)));
-  t.log_every = absl::GetFlag(FLAGS_log_every);
-  t.run_dir = run.run_dir;
-  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
-  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
-  t.fault_rank = run.fault_rank;
-  t.fault_step = run.fault_step;
+  SetSharedTrainerFields(run, t);
   RETURN_IF_ERROR(t.Validate());
 
   options.text_file = absl::GetFlag(FLAGS_text_file);

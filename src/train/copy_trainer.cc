@@ -73,22 +73,6 @@ absl::StatusOr<std::vector<int64_t>> CopyTrainIndices(int64_t step, int64_t glob
 
 namespace {
 
-// Copies a batch's ids into [T, B] int64 tensors (reallocated only when the shape changes).
-void LoadBatch(const data::CopyBatch& batch, torch::Tensor& inputs, torch::Tensor& targets) {
-  if (!inputs.defined() || inputs.size(0) != batch.steps || inputs.size(1) != batch.batch) {
-    inputs = torch::empty({batch.steps, batch.batch}, torch::kLong);
-    targets = torch::empty({batch.steps, batch.batch}, torch::kLong);
-  }
-  std::memcpy(inputs.data_ptr<int64_t>(), batch.inputs.data(), batch.inputs.size() * sizeof(int64_t));
-  std::memcpy(targets.data_ptr<int64_t>(), batch.targets.data(), batch.targets.size() * sizeof(int64_t));
-}
-
-torch::Tensor SummedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-}
-
 CopyEvalResult ToResult(const CopyEvaluation& e) {
   return {e.accuracy.step_accuracy(), e.accuracy.copy_accuracy(), e.accuracy.sequence_accuracy(), e.loss};
 }
@@ -128,7 +112,8 @@ absl::StatusOr<CopyEvaluation> EvaluateCopy(model::LanguageModel& model, const d
       std::vector<int64_t> indices;
       for (int64_t i = begin; i < std::min(count, begin + batch_size); ++i) indices.push_back(first_index + i);
       ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(spec, seed, indices));
-      LoadBatch(batch, inputs, targets);
+      LoadIds(batch.inputs, batch.steps, batch.batch, inputs);
+      LoadIds(batch.targets, batch.steps, batch.batch, targets);
       // The whole sequence in one call from a zero state: the state carries across all T steps.
       auto [logits, state] = model->forward(inputs);
       nll += SummedCrossEntropy(logits, targets).item<double>();
@@ -219,7 +204,8 @@ absl::Status CopyTrainer::TrainEpoch(int64_t epoch, CopyResult& result) {
       ASSIGN_OR_RETURN(std::vector<int64_t> indices, CopyTrainIndices(total_steps_, global_batch, config_.train_samples,
                                                                        comm_.rank(), comm_.world_size()));
       ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(config_.train_spec, config_.seed, indices));
-      LoadBatch(batch, inputs, targets);
+      LoadIds(batch.inputs, batch.steps, batch.batch, inputs);
+      LoadIds(batch.targets, batch.steps, batch.batch, targets);
       optimizer_->zero_grad(/*set_to_none=*/false);
       auto [logits, state] = model_->forward(inputs);
       torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);

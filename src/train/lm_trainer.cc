@@ -1,7 +1,6 @@
 #include "train/lm_trainer.h"
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 
 #include <torch/nn/functional/loss.h>
@@ -68,26 +67,6 @@ absl::Status LmTrainConfig::Validate() const {
 
 double NllSum::perplexity() const { return tokens > 0 ? std::exp(nll / static_cast<double>(tokens)) : 0.0; }
 
-namespace {
-
-// Copies a window's ids into persistent [T, B] int64 tensors (no allocation once sized).
-void LoadWindow(const data::LmWindow& window, torch::Tensor& inputs, torch::Tensor& targets) {
-  if (inputs.size(0) != window.steps || inputs.size(1) != window.batch) {
-    inputs = torch::empty({window.steps, window.batch}, torch::kLong);
-    targets = torch::empty({window.steps, window.batch}, torch::kLong);
-  }
-  std::memcpy(inputs.data_ptr<int64_t>(), window.inputs.data(), window.inputs.size() * sizeof(int64_t));
-  std::memcpy(targets.data_ptr<int64_t>(), window.targets.data(), window.targets.size() * sizeof(int64_t));
-}
-
-torch::Tensor SummedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-}
-
-}  // namespace
-
 absl::StatusOr<NllSum> EvaluateLm(model::LanguageModel& model, const std::vector<int64_t>& tokens, int64_t batch,
                                   int64_t num_steps) {
   ASSIGN_OR_RETURN(data::LmBatcher batcher,
@@ -98,11 +77,12 @@ absl::StatusOr<NllSum> EvaluateLm(model::LanguageModel& model, const std::vector
     const bool was_training = model->is_training();
     model->eval();
     data::LmWindow window;
-    torch::Tensor inputs = torch::empty({0, 0}, torch::kLong), targets;
+    torch::Tensor inputs, targets;
     model::RecurrentState state;
     for (int64_t i = 0; i < batcher.num_windows(); ++i) {
       batcher.FillWindow(i, window);
-      LoadWindow(window, inputs, targets);
+      LoadIds(window.inputs, window.steps, window.batch, inputs);
+      LoadIds(window.targets, window.steps, window.batch, targets);
       auto [logits, next] = model->forward(inputs, state);
       sum.nll += SummedCrossEntropy(logits, targets).item<double>();
       sum.tokens += window.steps * window.batch;
@@ -187,7 +167,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
 
   torch::optim::SGD optimizer(params_, torch::optim::SGDOptions(lr));
   data::LmWindow window;
-  torch::Tensor inputs = torch::empty({0, 0}, torch::kLong), targets;
+  torch::Tensor inputs, targets;
   model::RecurrentState state;  // zeros at epoch start
   model_->train();
 
@@ -201,7 +181,8 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
       MaybeInjectFault(comm_.rank(), config_.fault_rank, config_.fault_step, total_steps_ + 1);
       common::Stopwatch step_clock;
       batcher.FillWindow(i, window);
-      LoadWindow(window, inputs, targets);
+      LoadIds(window.inputs, window.steps, window.batch, inputs);
+      LoadIds(window.targets, window.steps, window.batch, targets);
       optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
       auto [logits, next] = model_->forward(inputs, state.Detached());
       torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);

@@ -1,14 +1,31 @@
 #include "train/step_utils.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 
 namespace distrnn::train {
+
+void LoadIds(const std::vector<int64_t>& ids, int64_t rows, int64_t cols, at::Tensor& tensor) {
+  TORCH_CHECK(static_cast<int64_t>(ids.size()) == rows * cols, "LoadIds: ", ids.size(), " ids for [", rows, ", ", cols, "]");
+  if (!tensor.defined() || tensor.dim() != 2 || tensor.size(0) != rows || tensor.size(1) != cols) {
+    tensor = at::empty({rows, cols}, at::kLong);
+  }
+  std::memcpy(tensor.data_ptr<int64_t>(), ids.data(), ids.size() * sizeof(int64_t));
+}
+
+at::Tensor SummedCrossEntropy(const at::Tensor& logits, const at::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
 
 double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm) {
   if (clip_value > 0.0) torch::nn::utils::clip_grad_value_(params, clip_value);

@@ -1,5 +1,6 @@
-// Pieces of a training step every trainer shares: gradient clipping (by value, then by
-// global norm) and the fault-injection hook of the no-hang tests.
+// Pieces of a training step every trainer shares: loading token ids into persistent
+// tensors, the summed cross entropy, gradient clipping (by value, then by global norm)
+// and the fault-injection hook of the no-hang tests.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,13 @@ namespace distrnn::train {
 // scales all gradients so their global L2 norm is at most clip_norm (skipped when 0).
 // Returns the global norm after value clipping and before norm clipping (what progress
 // lines report). Every rank must call it on the same averaged gradients.
+// Copies `ids` (row-major [rows, cols]) into `tensor`, an int64 [rows, cols] tensor that
+// is reallocated only when the shape changes (steps reuse it: no fresh pages per step).
+void LoadIds(const std::vector<int64_t>& ids, int64_t rows, int64_t cols, at::Tensor& tensor);
+
+// Cross entropy of logits [..., V] against targets [...], summed over every position.
+at::Tensor SummedCrossEntropy(const at::Tensor& logits, const at::Tensor& targets);
+
 double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm);
 
 // Testing aid (--fault_rank/--fault_step): when fault_step > 0, `next_step` ==
