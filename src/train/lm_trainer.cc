@@ -156,96 +156,106 @@ absl::StatusOr<LmResult> LmTrainer::Run() {
   return result;
 }
 
+// Steps between two progress lines, summed over ranks where it says global.
+struct LmTrainer::Interval {
+  double global_nll = 0.0, ms = 0.0, grad_norm = 0.0;
+  int64_t global_tokens = 0, steps = 0;
+};
+
+absl::StatusOr<LmTrainer::StepOutcome> LmTrainer::Step(const data::LmWindow& window, torch::optim::SGD& optimizer,
+                                                       model::RecurrentState& state) {
+  LoadIds(window.inputs, window.steps, window.batch, inputs_);
+  LoadIds(window.targets, window.steps, window.batch, targets_);
+  optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
+  auto [logits, next] = model_->forward(inputs_, state.Detached());
+  torch::Tensor nll_sum = SummedCrossEntropy(logits, targets_);
+  (nll_sum / LossDivisor(config_.loss_reduction, window.batch, window.steps)).backward();
+  RETURN_IF_ERROR(reducer_->AllReduceGradients());
+  StepOutcome outcome;
+  // Every rank clips the same averaged gradients, so replicas take the same step.
+  outcome.grad_norm = ClipGradients(params_, /*clip_value=*/0.0, config_.clip_norm);
+  optimizer.step();
+  state = next;
+  ++total_steps_;
+  if (config_.check_replicas_every > 0 && total_steps_ % config_.check_replicas_every == 0) {
+    RETURN_IF_ERROR(comm::CheckReplicasAgree(comm_, params_));
+  }
+  ASSIGN_OR_RETURN(outcome.global_nll, comm::AllReduceScalar(comm_, nll_sum.item<double>(), comm::ReduceOp::kSum));
+  outcome.global_tokens = window.steps * window.batch * comm_.world_size();
+  return outcome;
+}
+
+void LmTrainer::LogProgress(int64_t epoch, int64_t step, int64_t steps, double lr, const Interval& interval) {
+  const double loss = interval.global_nll / static_cast<double>(interval.global_tokens);
+  const double ms_per_step = interval.ms / static_cast<double>(interval.steps);
+  const double tok_s = static_cast<double>(interval.global_tokens) / (interval.ms / 1000.0);
+  const double eta_s = ms_per_step * static_cast<double>(steps - step) / 1000.0;
+  const double grad_norm = interval.grad_norm / static_cast<double>(interval.steps);
+  common::Log0(absl::StrFormat(
+      "| epoch %3d | %5d/%5d batches | lr %7.4f | loss %6.3f | ppl %8.2f | grad norm %6.2f | "
+      "ms/batch %7.1f | tok/s %8.0f | eta %4.0fs |",
+      epoch, step, steps, lr, loss, std::exp(loss), grad_norm, ms_per_step, tok_s, eta_s));
+  metrics_.Write({{"type", "progress"}, {"epoch", epoch}, {"step", step}, {"steps", steps},
+                  {"global_step", total_steps_}, {"lr", lr}, {"loss", loss}, {"ppl", std::exp(loss)},
+                  {"grad_norm", grad_norm}, {"ms_per_step", ms_per_step}, {"tok_per_s", tok_s},
+                  {"world_size", comm_.world_size()}});
+}
+
 absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, EpochStats& stats) {
   ASSIGN_OR_RETURN(data::LmBatcher batcher,
                    data::LmBatcher::Create(*data_.train, config_.batch_size, config_.num_steps, comm_.rank(),
                                            comm_.world_size(), /*full_windows_only=*/true));
   const int64_t windows = batcher.num_windows();
   const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(windows / 10, 1);
-  const double local_batch = static_cast<double>(batcher.local_batch());
-  const double world = static_cast<double>(comm_.world_size());
-
   torch::optim::SGD optimizer(params_, torch::optim::SGDOptions(lr));
   data::LmWindow window;
-  torch::Tensor inputs, targets;
   model::RecurrentState state;  // zeros at epoch start
   model_->train();
-
-  double interval_nll = 0.0, interval_ms = 0.0, interval_norm = 0.0;
-  int64_t interval_tokens = 0, interval_steps = 0;
+  Interval interval;
   common::Stopwatch epoch_clock;
 
-  return common::GuardTorch("training step failed", [&]() -> absl::Status {
+  RETURN_IF_ERROR(common::GuardTorch("training step failed", [&]() -> absl::Status {
     for (int64_t i = 0; i < windows; ++i) {
       if (config_.max_steps > 0 && total_steps_ >= config_.max_steps) break;
       MaybeInjectFault(comm_.rank(), config_.fault_rank, config_.fault_step, total_steps_ + 1);
       common::Stopwatch step_clock;
       batcher.FillWindow(i, window);
-      LoadIds(window.inputs, window.steps, window.batch, inputs);
-      LoadIds(window.targets, window.steps, window.batch, targets);
-      optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
-      auto [logits, next] = model_->forward(inputs, state.Detached());
-      torch::Tensor nll_sum = SummedCrossEntropy(logits, targets);
-      (nll_sum / LossDivisor(config_.loss_reduction, window.batch, window.steps)).backward();
-      RETURN_IF_ERROR(reducer_->AllReduceGradients());
-      // Every rank clips the same averaged gradients, so replicas take the same step.
-      const double grad_norm = ClipGradients(params_, /*clip_value=*/0.0, config_.clip_norm);
-      optimizer.step();
-      state = next;
-      ++total_steps_;
-      if (config_.check_replicas_every > 0 && total_steps_ % config_.check_replicas_every == 0) {
-        RETURN_IF_ERROR(comm::CheckReplicasAgree(comm_, params_));
-      }
-
-      const double local_nll = nll_sum.item<double>();
-      const int64_t tokens = window.steps * window.batch;
-      ASSIGN_OR_RETURN(double global_nll, comm::AllReduceScalar(comm_, local_nll, comm::ReduceOp::kSum));
-      const double global_tokens = static_cast<double>(tokens) * world;
-      result.step_losses.push_back(config_.loss_reduction == LossReduction::kSumStepsMeanBatch
-                                       ? global_nll / (local_batch * world)
-                                       : global_nll / global_tokens);
+      ASSIGN_OR_RETURN(StepOutcome step, Step(window, optimizer, state));
       const double ms = step_clock.ElapsedMs();
-      stats.nll += global_nll;
-      stats.tokens += static_cast<int64_t>(global_tokens);
+      // The differentiated loss of the global batch (for equivalence checks across world sizes).
+      result.step_losses.push_back(step.global_nll /
+                                   (LossDivisor(config_.loss_reduction, window.batch, window.steps) *
+                                    comm_.world_size()));
+      stats.nll += step.global_nll;
+      stats.tokens += step.global_tokens;
       if (i >= config_.warmup_steps) {
         stats.timed_ms += ms;
-        stats.timed_tokens += tokens;
+        stats.timed_tokens += step.global_tokens / comm_.world_size();
       }
-      interval_nll += global_nll;
-      interval_tokens += static_cast<int64_t>(global_tokens);
-      interval_ms += ms;
-      interval_norm += grad_norm;
-      ++interval_steps;
+      interval.global_nll += step.global_nll;
+      interval.global_tokens += step.global_tokens;
+      interval.ms += ms;
+      interval.grad_norm += step.grad_norm;
+      ++interval.steps;
       if ((i + 1) % log_every == 0 || i + 1 == windows) {
-        const double loss = interval_nll / static_cast<double>(interval_tokens);
-        const double ms_per_step = interval_ms / static_cast<double>(interval_steps);
-        const double tok_s = static_cast<double>(interval_tokens) / (interval_ms / 1000.0);
-        const double eta_s = ms_per_step * static_cast<double>(windows - i - 1) / 1000.0;
-        common::Log0(absl::StrFormat(
-            "| epoch %3d | %5d/%5d batches | lr %7.4f | loss %6.3f | ppl %8.2f | grad norm %6.2f | "
-            "ms/batch %7.1f | tok/s %8.0f | eta %4.0fs |",
-            epoch, i + 1, windows, lr, loss, std::exp(loss), interval_norm / interval_steps, ms_per_step, tok_s,
-            eta_s));
-        metrics_.Write({{"type", "progress"}, {"epoch", epoch}, {"step", i + 1}, {"steps", windows},
-                        {"global_step", total_steps_}, {"lr", lr}, {"loss", loss}, {"ppl", std::exp(loss)},
-                        {"grad_norm", interval_norm / interval_steps}, {"ms_per_step", ms_per_step},
-                        {"tok_per_s", tok_s}, {"world_size", comm_.world_size()}});
-        interval_nll = interval_ms = interval_norm = 0.0;
-        interval_tokens = interval_steps = 0;
+        LogProgress(epoch, i + 1, windows, lr, interval);
+        interval = Interval();
       }
     }
-    ASSIGN_OR_RETURN(double timed_tokens,
-                     comm::AllReduceScalar(comm_, static_cast<double>(stats.timed_tokens), comm::ReduceOp::kSum));
-    ASSIGN_OR_RETURN(double timed_ms, comm::AllReduceScalar(comm_, stats.timed_ms, comm::ReduceOp::kMax));
-    result.train_tokens_per_s = timed_ms > 0 ? timed_tokens / (timed_ms / 1000.0) : 0.0;
-    const double train_loss = stats.tokens > 0 ? stats.nll / static_cast<double>(stats.tokens) : 0.0;
-    common::Log0(absl::StrFormat("| epoch %3d | train ppl %8.2f | epoch time %6.1fs | tok/s %8.0f |", epoch,
-                                 std::exp(train_loss), epoch_clock.ElapsedMs() / 1000.0, result.train_tokens_per_s));
-    metrics_.Write({{"type", "train_epoch"}, {"epoch", epoch}, {"train_loss", train_loss},
-                    {"train_ppl", std::exp(train_loss)}, {"epoch_s", epoch_clock.ElapsedMs() / 1000.0},
-                    {"tok_per_s", result.train_tokens_per_s}});
     return absl::OkStatus();
-  });
+  }));
+  // Throughput: tokens of all ranks over the slowest rank's time, warm-up excluded.
+  ASSIGN_OR_RETURN(double timed_tokens,
+                   comm::AllReduceScalar(comm_, static_cast<double>(stats.timed_tokens), comm::ReduceOp::kSum));
+  ASSIGN_OR_RETURN(double timed_ms, comm::AllReduceScalar(comm_, stats.timed_ms, comm::ReduceOp::kMax));
+  result.train_tokens_per_s = timed_ms > 0 ? timed_tokens / (timed_ms / 1000.0) : 0.0;
+  const double train_loss = stats.tokens > 0 ? stats.nll / static_cast<double>(stats.tokens) : 0.0;
+  const double epoch_s = epoch_clock.ElapsedMs() / 1000.0;
+  common::Log0(absl::StrFormat("| epoch %3d | train ppl %8.2f | epoch time %6.1fs | tok/s %8.0f |", epoch,
+                               std::exp(train_loss), epoch_s, result.train_tokens_per_s));
+  metrics_.Write({{"type", "train_epoch"}, {"epoch", epoch}, {"train_loss", train_loss},
+                  {"train_ppl", std::exp(train_loss)}, {"epoch_s", epoch_s}, {"tok_per_s", result.train_tokens_per_s}});
+  return absl::OkStatus();
 }
 
 absl::Status LmTrainer::EndOfEpoch(int64_t epoch, double& lr, LmResult& result) {

@@ -13,10 +13,12 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/optim/sgd.h>
 
 #include "absl/status/statusor.h"
 #include "comm/communicator.h"
 #include "comm/gradient_reducer.h"
+#include "data/lm_batcher.h"
 #include "model/language_model.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
@@ -98,7 +100,17 @@ class LmTrainer {
 
  private:
   struct EpochStats;
+  struct Interval;
+  struct StepOutcome {
+    double global_nll = 0.0;    // summed over the ranks' windows
+    int64_t global_tokens = 0;
+    double grad_norm = 0.0;     // before clipping
+  };
   absl::Status TrainEpoch(int64_t epoch, double lr, LmResult& result, EpochStats& stats);
+  // One optimizer step on this rank's window; the carried state is detached first.
+  absl::StatusOr<StepOutcome> Step(const data::LmWindow& window, torch::optim::SGD& optimizer,
+                                   model::RecurrentState& state);
+  void LogProgress(int64_t epoch, int64_t step, int64_t steps, double lr, const Interval& interval);
   // Rank 0 evaluates; everyone receives {valid nll per token, next lr, is best}.
   absl::Status EndOfEpoch(int64_t epoch, double& lr, LmResult& result);
 
@@ -111,6 +123,7 @@ class LmTrainer {
   MetricsLog metrics_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<comm::GradientReducer> reducer_;  // persistent buckets
+  torch::Tensor inputs_, targets_;                   // [T, B] ids, reused every step
   int64_t total_steps_ = 0;
 };
 
