@@ -26,7 +26,8 @@ ABSL_FLAG(std::string, loss_reduction, "sum_steps_mean_batch",
           "sum_steps_mean_batch (Zaremba: sum over steps, mean over the global batch) or mean_tokens.");
 ABSL_FLAG(bool, tie_weights, false, "Share the embedding and decoder matrices (needs embedding == hidden).");
 ABSL_FLAG(std::string, text_file, "", "char_lm: UTF-8 text to model (default <data>/tinyshakespeare/input.txt).");
-ABSL_FLAG(double, valid_fraction, 0.1, "char_lm: fraction at the end of the text held out for validation.");
+ABSL_FLAG(double, valid_fraction, 0.1,
+          "Held out for validation: char_lm, the last fraction of the text; imdb, a seeded fraction of train.");
 ABSL_FLAG(std::string, init_from, "", "Continue from this LM checkpoint (fine-tuning; the vocabulary must match).");
 
 namespace distrnn::app {
