@@ -180,10 +180,10 @@ absl::Status RunLmTask(comm::Communicator& comm, const LmTaskOptions& options_in
                            {&data.train, &data.valid, data.test.empty() ? nullptr : &data.test},
                            LmCheckpointMeta(options.run.task, options.lm, data.vocab));
   ASSIGN_OR_RETURN(train::LmResult result, trainer.Run());
+  const std::string test = result.test_ppl > 0 ? absl::StrFormat(" test ppl %.2f |", result.test_ppl) : "";
   common::Log0(absl::StrFormat(
-      "| done | epochs %d | steps %d | best valid ppl %.2f (%.4f nats/token) | test ppl %.2f | peak memory %.0f MiB |",
-      result.epochs, result.steps, result.best_valid_ppl, std::log(result.best_valid_ppl), result.test_ppl,
-      common::PeakRssMiB()));
+      "| done | epochs %d | steps %d | best valid ppl %.2f (%.4f nats/token) |%s peak memory %.0f MiB |", result.epochs,
+      result.steps, result.best_valid_ppl, std::log(result.best_valid_ppl), test, common::PeakRssMiB()));
   return absl::OkStatus();
 }
 
