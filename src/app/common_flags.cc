@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/validation.h"
 
 ABSL_FLAG(std::string, task, "ptb_lm",
           "Task: ptb_lm (PTB words), char_lm (any text file), copy (synthetic copy task) or imdb (sentiment).");
@@ -57,15 +58,11 @@ absl::StatusOr<RunOptions> RunOptionsFromFlags() {
 }
 
 absl::Status ValidateCommonFlags() {
-  auto positive = [](int64_t v, absl::string_view name) {
-    return v > 0 ? absl::OkStatus()
-                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
-  };
-  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_hidden_size), "hidden_size"));
-  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_num_layers), "num_layers"));
-  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_batch_size), "batch_size"));
-  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_eval_batch_size), "eval_batch_size"));
-  RETURN_IF_ERROR(positive(absl::GetFlag(FLAGS_max_epochs), "max_epochs"));
+  RETURN_IF_ERROR(common::RequirePositive(absl::GetFlag(FLAGS_hidden_size), "hidden_size"));
+  RETURN_IF_ERROR(common::RequirePositive(absl::GetFlag(FLAGS_num_layers), "num_layers"));
+  RETURN_IF_ERROR(common::RequirePositive(absl::GetFlag(FLAGS_batch_size), "batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(absl::GetFlag(FLAGS_eval_batch_size), "eval_batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(absl::GetFlag(FLAGS_max_epochs), "max_epochs"));
   if (absl::GetFlag(FLAGS_embedding_size) < 0) return absl::InvalidArgumentError("--embedding_size must be >= 0");
   if (absl::GetFlag(FLAGS_max_steps) < 0) return absl::InvalidArgumentError("--max_steps must be >= 0");
   if (!(absl::GetFlag(FLAGS_lr) > 0)) {

@@ -4,16 +4,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "data/split_mix.h"
 
 namespace distrnn::data {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // Shuffles `v` in place (Fisher-Yates, back to front).
 template <typename T>

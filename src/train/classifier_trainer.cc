@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/validation.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
 #include "comm/parameter_sync.h"
@@ -29,14 +30,10 @@ namespace distrnn::train {
 // with batch G and W ranks with G/W each take the same step, up to summation order.
 
 absl::Status ClassifierTrainConfig::Validate() const {
-  auto positive = [](int64_t v, absl::string_view name) {
-    return v > 0 ? absl::OkStatus()
-                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
-  };
-  RETURN_IF_ERROR(positive(batch_size, "batch_size"));
-  RETURN_IF_ERROR(positive(eval_batch_size, "eval_batch_size"));
-  RETURN_IF_ERROR(positive(max_epochs, "max_epochs"));
-  RETURN_IF_ERROR(positive(bucket_batches, "bucket_batches"));
+  RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(eval_batch_size, "eval_batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(max_epochs, "max_epochs"));
+  RETURN_IF_ERROR(common::RequirePositive(bucket_batches, "bucket_batches"));
   if (max_steps < 0) return absl::InvalidArgumentError(absl::StrCat("--max_steps must be >= 0, got ", max_steps));
   if (!(lr > 0.0)) return absl::InvalidArgumentError(absl::StrCat("--lr must be positive, got ", lr));
   if (clip_norm < 0.0) return absl::InvalidArgumentError(absl::StrCat("--clip_norm must be >= 0, got ", clip_norm));

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/validation.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
 #include "comm/parameter_sync.h"
@@ -32,15 +33,11 @@ namespace distrnn::train {
 absl::Status CopyTrainConfig::Validate() const {
   RETURN_IF_ERROR(train_spec.Validate());
   RETURN_IF_ERROR(test_spec.Validate());
-  auto positive = [](int64_t v, absl::string_view name) {
-    return v > 0 ? absl::OkStatus()
-                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
-  };
-  RETURN_IF_ERROR(positive(train_samples, "copy_train_samples"));
-  RETURN_IF_ERROR(positive(eval_samples, "copy_test_samples"));
-  RETURN_IF_ERROR(positive(batch_size, "batch_size"));
-  RETURN_IF_ERROR(positive(eval_batch_size, "eval_batch_size"));
-  RETURN_IF_ERROR(positive(max_epochs, "max_epochs"));
+  RETURN_IF_ERROR(common::RequirePositive(train_samples, "copy_train_samples"));
+  RETURN_IF_ERROR(common::RequirePositive(eval_samples, "copy_test_samples"));
+  RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(eval_batch_size, "eval_batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(max_epochs, "max_epochs"));
   if (steps_per_epoch < 0) return absl::InvalidArgumentError("--steps_per_epoch must be >= 0");
   if (max_steps < 0) return absl::InvalidArgumentError(absl::StrCat("--max_steps must be >= 0, got ", max_steps));
   if (!(lr > 0.0)) return absl::InvalidArgumentError(absl::StrCat("--lr must be positive, got ", lr));

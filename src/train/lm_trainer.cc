@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/validation.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
 #include "comm/parameter_sync.h"
@@ -44,14 +45,10 @@ double LossDivisor(LossReduction reduction, int64_t local_batch, int64_t steps) 
 }
 
 absl::Status LmTrainConfig::Validate() const {
-  auto positive = [](int64_t v, absl::string_view name) {
-    return v > 0 ? absl::OkStatus()
-                 : absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive, got ", v));
-  };
-  RETURN_IF_ERROR(positive(batch_size, "batch_size"));
-  RETURN_IF_ERROR(positive(num_steps, "num_steps"));
-  RETURN_IF_ERROR(positive(eval_batch_size, "eval_batch_size"));
-  RETURN_IF_ERROR(positive(max_epochs, "max_epochs"));
+  RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(num_steps, "num_steps"));
+  RETURN_IF_ERROR(common::RequirePositive(eval_batch_size, "eval_batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(max_epochs, "max_epochs"));
   if (max_steps < 0) return absl::InvalidArgumentError(absl::StrCat("--max_steps must be >= 0, got ", max_steps));
   if (!(lr.base_lr > 0.0)) return absl::InvalidArgumentError(absl::StrCat("--lr must be positive, got ", lr.base_lr));
   if (!(lr.decay > 0.0 && lr.decay <= 1.0)) {

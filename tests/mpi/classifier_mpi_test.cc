@@ -14,6 +14,7 @@
 #include "comm/local_communicator.h"
 #include "comm/parameter_sync.h"
 #include "model/classifier.h"
+#include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
 #include "train/classifier_trainer.h"
 
@@ -94,21 +95,10 @@ void ExpectMatchesOneProcess(model::CellType cell, bool bidirectional) {
   EXPECT_TRUE(*agree);
 
   const size_t steps = 2 * (66 / 6);
-  ASSERT_EQ(result->step_losses.size(), steps);
-  ASSERT_EQ(expected->step_losses.size(), steps);
-  ASSERT_EQ(result->step_grad_norms.size(), steps);
-  for (size_t i = 0; i < steps; ++i) {
-    EXPECT_NEAR(result->step_losses[i], expected->step_losses[i], 1e-4 * std::abs(expected->step_losses[i]))
-        << "step " << i + 1;
-    // Adam hides a wrong loss scale in the parameters; the gradient norm does not.
-    EXPECT_NEAR(result->step_grad_norms[i], expected->step_grad_norms[i], 1e-4 * expected->step_grad_norms[i])
-        << "step " << i + 1;
-  }
-  auto got = distributed->parameters(), want = reference->parameters();
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_LT((got[i] - want[i]).abs().max().item<double>(), 1e-5) << "parameter " << i;
-  }
+  testing::ExpectSameSteps(result->step_losses, expected->step_losses, steps, "loss");
+  // Adam hides a wrong loss scale in the parameters; the gradient norm does not.
+  testing::ExpectSameSteps(result->step_grad_norms, expected->step_grad_norms, steps, "grad norm");
+  testing::ExpectSameParameters(distributed->parameters(), reference->parameters());
   // Rank 0's evaluation, received by every rank.
   EXPECT_EQ(result->best_epoch, expected->best_epoch);
   EXPECT_NEAR(result->best_valid_loss, expected->best_valid_loss, 1e-5);

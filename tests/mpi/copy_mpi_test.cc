@@ -12,6 +12,7 @@
 #include "comm/local_communicator.h"
 #include "comm/parameter_sync.h"
 #include "model/language_model.h"
+#include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
 #include "train/copy_trainer.h"
 
@@ -71,17 +72,8 @@ void ExpectMatchesOneProcess(model::CellType cell) {
   ASSERT_TRUE(agree.ok()) << agree.status();
   EXPECT_TRUE(*agree);
 
-  ASSERT_EQ(result->step_losses.size(), 24u);
-  ASSERT_EQ(expected->step_losses.size(), 24u);
-  for (size_t i = 0; i < 24; ++i) {
-    EXPECT_NEAR(result->step_losses[i], expected->step_losses[i], 1e-4 * std::abs(expected->step_losses[i]))
-        << "step " << i + 1;
-  }
-  auto got = distributed->parameters(), want = reference->parameters();
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_LT((got[i] - want[i]).abs().max().item<double>(), 1e-5) << "parameter " << i;
-  }
+  testing::ExpectSameSteps(result->step_losses, expected->step_losses, 24, "loss");
+  testing::ExpectSameParameters(distributed->parameters(), reference->parameters());
   // Rank 0's evaluation, as every rank received it.
   EXPECT_NEAR(result->train_length.loss, expected->train_length.loss, 1e-4 * expected->train_length.loss);
   EXPECT_NEAR(result->test_length.loss, expected->test_length.loss, 1e-4 * expected->test_length.loss);

@@ -11,6 +11,7 @@
 #include "comm/local_communicator.h"
 #include "comm/parameter_sync.h"
 #include "model/language_model.h"
+#include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
 #include "train/lm_trainer.h"
 
@@ -84,17 +85,8 @@ TEST(LmTrainingMpi, MatchesOneProcessWithTheSameGlobalBatch) {
   ASSERT_TRUE(agree.ok()) << agree.status();
   EXPECT_TRUE(*agree);
 
-  ASSERT_EQ(result->step_losses.size(), 20u);
-  ASSERT_EQ(expected->step_losses.size(), 20u);
-  for (size_t i = 0; i < 20; ++i) {
-    EXPECT_NEAR(result->step_losses[i], expected->step_losses[i], 1e-4 * std::abs(expected->step_losses[i]))
-        << "step " << i + 1;
-  }
-  auto got = distributed->parameters(), want = reference->parameters();
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_LT((got[i] - want[i]).abs().max().item<double>(), 1e-5) << "parameter " << i;
-  }
+  testing::ExpectSameSteps(result->step_losses, expected->step_losses, 20, "loss");
+  testing::ExpectSameParameters(distributed->parameters(), reference->parameters());
   EXPECT_NEAR(result->last_valid_ppl, expected->last_valid_ppl, 1e-4 * expected->last_valid_ppl);
 }
 
