@@ -126,6 +126,7 @@ absl::StatusOr<LmResult> LmTrainer::Run() {
     return comm::BroadcastParameters(comm_, state, 0);
   }));
   reducer_ = std::make_unique<comm::GradientReducer>(comm_, params_, config_.bucket_bytes);
+  optimizer_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(schedule_.lr()));
   LmResult result;
   double lr = schedule_.lr();
   for (int64_t epoch = 1; epoch <= config_.max_epochs; ++epoch) {
@@ -159,8 +160,8 @@ struct LmTrainer::Interval {
   int64_t global_tokens = 0, steps = 0;
 };
 
-absl::StatusOr<LmTrainer::StepOutcome> LmTrainer::Step(const data::LmWindow& window, torch::optim::SGD& optimizer,
-                                                       model::RecurrentState& state) {
+absl::StatusOr<LmTrainer::StepOutcome> LmTrainer::Step(const data::LmWindow& window, model::RecurrentState& state) {
+  torch::optim::SGD& optimizer = *optimizer_;
   LoadIds(window.inputs, window.steps, window.batch, inputs_);
   LoadIds(window.targets, window.steps, window.batch, targets_);
   optimizer.zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
@@ -204,7 +205,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
                                            comm_.world_size(), /*full_windows_only=*/true));
   const int64_t windows = batcher.num_windows();
   const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(windows / 10, 1);
-  torch::optim::SGD optimizer(params_, torch::optim::SGDOptions(lr));
+  static_cast<torch::optim::SGDOptions&>(optimizer_->param_groups()[0].options()).lr(lr);
   data::LmWindow window;
   model::RecurrentState state;  // zeros at epoch start
   model_->train();
@@ -217,7 +218,7 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
       MaybeInjectFault(comm_.rank(), config_.fault_rank, config_.fault_step, total_steps_ + 1);
       common::Stopwatch step_clock;
       batcher.FillWindow(i, window);
-      ASSIGN_OR_RETURN(StepOutcome step, Step(window, optimizer, state));
+      ASSIGN_OR_RETURN(StepOutcome step, Step(window, state));
       const double ms = step_clock.ElapsedMs();
       // The differentiated loss of the global batch (for equivalence checks across world sizes).
       result.step_losses.push_back(step.global_nll /
@@ -278,8 +279,8 @@ absl::Status LmTrainer::EndOfEpoch(int64_t epoch, double& lr, LmResult& result) 
     meta["epoch"] = epoch;
     meta["valid_ppl"] = valid_ppl;
     meta["next_lr"] = lr;
-    RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/model.pt", meta, *model_, nullptr));
-    if (decision[2] > 0.5) RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/best.pt", meta, *model_, nullptr));
+    RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/model.pt", meta, *model_, optimizer_.get()));
+    if (decision[2] > 0.5) RETURN_IF_ERROR(SaveCheckpoint(config_.run_dir + "/best.pt", meta, *model_, optimizer_.get()));
   }
   return comm_.Barrier();
 }

@@ -108,8 +108,7 @@ class LmTrainer {
   };
   absl::Status TrainEpoch(int64_t epoch, double lr, LmResult& result, EpochStats& stats);
   // One optimizer step on this rank's window; the carried state is detached first.
-  absl::StatusOr<StepOutcome> Step(const data::LmWindow& window, torch::optim::SGD& optimizer,
-                                   model::RecurrentState& state);
+  absl::StatusOr<StepOutcome> Step(const data::LmWindow& window, model::RecurrentState& state);
   void LogProgress(int64_t epoch, int64_t step, int64_t steps, double lr, const Interval& interval);
   // Rank 0 evaluates; everyone receives {valid nll per token, next lr, is best}.
   absl::Status EndOfEpoch(int64_t epoch, double& lr, LmResult& result);
@@ -123,6 +122,7 @@ class LmTrainer {
   MetricsLog metrics_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<comm::GradientReducer> reducer_;  // persistent buckets
+  std::unique_ptr<torch::optim::SGD> optimizer_;     // lr set by the schedule each epoch
   torch::Tensor inputs_, targets_;                   // [T, B] ids, reused every step
   int64_t total_steps_ = 0;
 };

@@ -41,6 +41,27 @@ TEST(CheckpointTest, RoundTripsParametersAndMetadata) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
 }
 
+TEST(CheckpointTest, RoundTripsOptimizerState) {
+  testing::TempDir dir;
+  const std::string path = dir.Join("model.pt");
+  model::LanguageModel model = MakeModel(1);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  auto [logits, state] = model->forward(torch::randint(13, {4, 2}, torch::kLong));
+  logits.sum().backward();
+  sgd.step();  // creates momentum buffers
+  ASSERT_TRUE(SaveCheckpoint(path, {}, *model, &sgd).ok());
+
+  model::LanguageModel other = MakeModel(2);
+  torch::optim::SGD other_sgd(other->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  ASSERT_TRUE(LoadCheckpoint(path, *other, &other_sgd).ok());
+  auto params = model->parameters(), other_params = other->parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& a = static_cast<torch::optim::SGDParamState&>(*sgd.state().at(params[i].unsafeGetTensorImpl()));
+    auto& b = static_cast<torch::optim::SGDParamState&>(*other_sgd.state().at(other_params[i].unsafeGetTensorImpl()));
+    EXPECT_TRUE(torch::equal(a.momentum_buffer(), b.momentum_buffer())) << "parameter " << i;
+  }
+}
+
 TEST(CheckpointTest, RefusesTruncatedForeignAndMissingFiles) {
   testing::TempDir dir;
   const std::string path = dir.Join("model.pt");
