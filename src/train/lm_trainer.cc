@@ -95,8 +95,10 @@ absl::StatusOr<NllSum> EvaluateLm(model::LanguageModel& model, const std::vector
 struct LmTrainer::EpochStats {
   double nll = 0.0;
   int64_t tokens = 0;
-  double timed_ms = 0.0;       // after warm-up
+  double timed_ms = 0.0;       // after warm-up (all steps when the epoch is shorter)
   int64_t timed_tokens = 0;    // this rank's, after warm-up
+  double all_ms = 0.0;
+  int64_t all_tokens = 0;      // this rank's
 };
 
 LmTrainer::LmTrainer(comm::Communicator& comm, model::LanguageModel model, LmTrainConfig config, LmSplits data,
@@ -226,6 +228,8 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
                                     comm_.world_size()));
       stats.nll += step.global_nll;
       stats.tokens += step.global_tokens;
+      stats.all_ms += ms;
+      stats.all_tokens += step.global_tokens / comm_.world_size();
       if (i >= config_.warmup_steps) {
         stats.timed_ms += ms;
         stats.timed_tokens += step.global_tokens / comm_.world_size();
@@ -242,7 +246,12 @@ absl::Status LmTrainer::TrainEpoch(int64_t epoch, double lr, LmResult& result, E
     }
     return absl::OkStatus();
   }));
-  // Throughput: tokens of all ranks over the slowest rank's time, warm-up excluded.
+  // Throughput: tokens of all ranks over the slowest rank's time, warm-up excluded
+  // (unless the epoch was all warm-up).
+  if (stats.timed_tokens == 0) {
+    stats.timed_ms = stats.all_ms;
+    stats.timed_tokens = stats.all_tokens;
+  }
   ASSIGN_OR_RETURN(double timed_tokens,
                    comm::AllReduceScalar(comm_, static_cast<double>(stats.timed_tokens), comm::ReduceOp::kSum));
   ASSIGN_OR_RETURN(double timed_ms, comm::AllReduceScalar(comm_, stats.timed_ms, comm::ReduceOp::kMax));
