@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "data/split_mix.h"
+#include "common/split_mix.h"
 
 namespace distrnn::data {
 namespace {
@@ -38,7 +38,7 @@ std::vector<int64_t> Permutation(int64_t n, std::mt19937_64& rng) {
 }
 
 std::mt19937_64 MakeEngine(uint64_t seed, uint64_t stream) {
-  return std::mt19937_64(SplitMix64(SplitMix64(seed) ^ SplitMix64(stream + 0x5851F42D4C957F2DULL)));
+  return std::mt19937_64(common::SplitMix64(common::SplitMix64(seed) ^ common::SplitMix64(stream + 0x5851F42D4C957F2DULL)));
 }
 
 absl::StatusOr<IndexSplit> SplitIndices(int64_t n, double valid_fraction, uint64_t seed) {

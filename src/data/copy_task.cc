@@ -1,7 +1,7 @@
 #include "data/copy_task.h"
 
 #include "absl/strings/str_cat.h"
-#include "data/split_mix.h"
+#include "common/split_mix.h"
 #include "data/lm_batcher.h"
 
 namespace distrnn::data {
@@ -9,7 +9,7 @@ namespace {
 
 // Symbol j (0..8) of sample `index`.
 int64_t SymbolAt(uint64_t sample_key, int64_t j) {
-  const uint64_t bits = SplitMix64(sample_key + static_cast<uint64_t>(j));
+  const uint64_t bits = common::SplitMix64(sample_key + static_cast<uint64_t>(j));
   return static_cast<int64_t>((static_cast<unsigned __int128>(bits) * kCopyNumSymbols) >> 64);
 }
 
@@ -42,7 +42,7 @@ absl::Status CopyTaskSpec::Validate() const {
 }
 
 CopySample MakeCopySample(const CopyTaskSpec& spec, uint64_t seed, int64_t index) {
-  const uint64_t key = SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(index)));
+  const uint64_t key = common::SplitMix64(seed ^ common::SplitMix64(static_cast<uint64_t>(index)));
   CopySample s;
   s.inputs.assign(spec.length(), kCopyBlankId);
   s.targets.assign(spec.length(), kCopyBlankId);

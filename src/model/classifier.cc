@@ -23,7 +23,8 @@ torch::Tensor ClassifierImpl::Features(const torch::Tensor& tokens, const torch:
   TORCH_CHECK(tokens.dim() == 2, "classifier tokens must be [T, B], got ", tokens.sizes());
   TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == tokens.size(1), "classifier lengths must be [",
               tokens.size(1), "], got ", lengths.sizes());
-  const torch::Tensor x = dropout_(embedding_(tokens));  // [T, B, E]
+  const torch::Tensor x = SiteDropout(embedding_(tokens), config_.dropout, is_training(), dropout_key_,
+                                     kEmbeddingDropoutSite, 1);  // [T, B, E]
   auto [output, state] = stack_->ForwardPadded(x, lengths);
   const StackConfig& sc = stack_->config();
   const int64_t dirs = sc.num_directions();
@@ -33,7 +34,13 @@ torch::Tensor ClassifierImpl::Features(const torch::Tensor& tokens, const torch:
 }
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths) {
-  return output_(dropout_(Features(tokens, lengths)));
+  return output_(
+      SiteDropout(Features(tokens, lengths), config_.dropout, is_training(), dropout_key_, kOutputDropoutSite, 0));
+}
+
+void ClassifierImpl::SetDropoutKey(std::optional<DropoutKey> key) {
+  dropout_key_ = key;
+  stack_->SetDropoutKey(key);
 }
 
 int64_t ClassifierImpl::LoadPretrained(const std::vector<float>& matrix, const std::vector<bool>& found) {

@@ -8,9 +8,13 @@
 //
 // Shapes: tokens [T, B] int64, time-major, padded with padding_idx; lengths int64 [B]
 // (1 <= len <= T) -> logits [B, num_classes]. Features before the linear layer: [B, D*H].
+// Data-parallel training sets a DropoutKey per step so every rank draws the masks one
+// process would draw for its columns (column_dropout.h); each rank may pad its slice to
+// its own max length.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -18,6 +22,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include "model/column_dropout.h"
 #include "model/model_config.h"
 #include "model/recurrent_stack.h"
 
@@ -37,6 +42,9 @@ class ClassifierImpl : public torch::nn::Module {
   // others as they are; returns how many rows it copied.
   int64_t LoadPretrained(const std::vector<float>& matrix, const std::vector<bool>& found);
 
+  // Every dropout site (embedding, stack, features) keyed by column; nullopt: torch's global RNG.
+  void SetDropoutKey(std::optional<DropoutKey> key);
+
   const ClassifierConfig& config() const { return config_; }
   const torch::nn::Embedding& embedding() const { return embedding_; }
   const RecurrentStack& stack() const { return stack_; }
@@ -44,7 +52,8 @@ class ClassifierImpl : public torch::nn::Module {
  private:
   ClassifierConfig config_;
   torch::nn::Embedding embedding_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};  // unused; registered because checkpoints have an entry
+  std::optional<DropoutKey> dropout_key_;
   RecurrentStack stack_{nullptr};
   torch::nn::Linear output_{nullptr};
 };

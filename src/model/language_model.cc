@@ -21,11 +21,17 @@ LanguageModelImpl::LanguageModelImpl(const LanguageModelConfig& config) : config
   for (auto& p : parameters()) p.uniform_(-config.init_scale, config.init_scale);
 }
 
+void LanguageModelImpl::SetDropoutKey(std::optional<DropoutKey> key) {
+  dropout_key_ = key;
+  stack_->SetDropoutKey(key);
+}
+
 std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::forward(const torch::Tensor& tokens,
                                                                      const RecurrentState& state) {
-  torch::Tensor x = dropout_(embedding_(tokens));
+  const double p = config_.dropout;
+  torch::Tensor x = SiteDropout(embedding_(tokens), p, is_training(), dropout_key_, kEmbeddingDropoutSite, 1);
   auto [output, next] = stack_(x, state);
-  output = dropout_(output);
+  output = SiteDropout(output, p, is_training(), dropout_key_, kOutputDropoutSite, 1);
   torch::Tensor logits = decoder_ ? decoder_(output) : torch::linear(output, embedding_->weight, tied_bias_);
   return {logits, next};
 }

@@ -2,13 +2,18 @@
 // (Zaremba et al. 2014; dropout on non-recurrent connections only).
 //
 // Shapes: tokens [T, B] int64 -> logits [T, B, V]; state as in recurrent_state.h.
+// Data-parallel training sets a DropoutKey per step so every rank draws the masks one
+// process would draw for its columns (column_dropout.h).
 #pragma once
+
+#include <optional>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include "model/column_dropout.h"
 #include "model/model_config.h"
 #include "model/recurrent_stack.h"
 
@@ -23,11 +28,14 @@ class LanguageModelImpl : public torch::nn::Module {
     return stack_->InitialState(batch, options);
   }
   const LanguageModelConfig& config() const { return config_; }
+  // Every dropout site (embedding, stack, output) keyed by column; nullopt: torch's global RNG.
+  void SetDropoutKey(std::optional<DropoutKey> key);
 
  private:
   LanguageModelConfig config_;
   torch::nn::Embedding embedding_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};  // unused; registered because checkpoints have an entry
+  std::optional<DropoutKey> dropout_key_;
   RecurrentStack stack_{nullptr};
   torch::nn::Linear decoder_{nullptr};  // absent when weights are tied
   torch::Tensor tied_bias_;            // decoder bias when weights are tied

@@ -60,7 +60,9 @@ std::tuple<torch::Tensor, RecurrentState> MultiplicativeStackImpl::forward(const
   std::vector<torch::Tensor> hs, cs;
   torch::Tensor x = input;
   for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
-    if (layer > 0 && config_.dropout > 0.0) x = torch::dropout(x, config_.dropout, is_training());
+    if (layer > 0) {
+      x = SiteDropout(x, config_.dropout, is_training(), dropout_key_, BetweenLayersDropoutSite(layer), 1);
+    }
     std::vector<torch::Tensor> outs;
     for (int64_t d = 0; d < dirs; ++d) {
       const int64_t index = layer * dirs + d;

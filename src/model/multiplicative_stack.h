@@ -15,12 +15,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/column_dropout.h"
 #include "model/model_config.h"
 #include "model/multiplicative_cells.h"
 #include "model/recurrent_state.h"
@@ -36,6 +38,9 @@ class MultiplicativeStackImpl : public torch::nn::Module {
   std::tuple<torch::Tensor, RecurrentState> forward(const torch::Tensor& input, const RecurrentState& state = {},
                                                     const torch::Tensor& lengths = {});
 
+  // Dropout between layers keyed by column (column_dropout.h); nullopt: torch's global RNG.
+  void SetDropoutKey(std::optional<DropoutKey> key) { dropout_key_ = key; }
+
   RecurrentState InitialState(int64_t batch, const torch::TensorOptions& options) const;
   const StackConfig& config() const { return config_; }
   // Cell of `layer` in `direction` (0 forward, 1 backward); registered as "l{layer}" and
@@ -46,6 +51,7 @@ class MultiplicativeStackImpl : public torch::nn::Module {
 
  private:
   StackConfig config_;
+  std::optional<DropoutKey> dropout_key_;
   std::vector<std::shared_ptr<MultiplicativeCell>> cells_;  // layer-major, direction-minor
 };
 TORCH_MODULE(MultiplicativeStack);

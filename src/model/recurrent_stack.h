@@ -1,16 +1,28 @@
 // RecurrentStack: L layers of one cell type, optionally bidirectional, dropout between
-// layers. Built-in cells use libtorch's fused modules (cuDNN on CUDA); mLSTM/mGRU use
-// our own cells.
+// layers. Built-in cells use libtorch's modules (cuDNN on CUDA); mLSTM/mGRU use our own cells.
 //
 // Shapes (time-major): input [T, B, I] -> output [T, B, D*H], D = 1 or 2 directions.
 // State: h [L*D, B, H]; c [L*D, B, H] for LSTM-like cells, undefined otherwise.
 // Variable-length batches (ForwardPadded): input padded to T, lengths int64 [B]; built-in
 // cells go through pack_padded_sequence, ours skip the padded steps (same result).
+//
+// Built-in layouts. libtorch's multi-layer LSTM/GRU/RNN draws its inter-layer dropout from
+// torch's global RNG inside the fused kernel, so data-parallel ranks could not reproduce one
+// process's masks (column_dropout.h). Hence with L > 1 and dropout > 0 the stack is L
+// single-layer modules registered as "layers.<l>" (each bidirectional if asked), with our
+// dropout between them; otherwise one fused module ("lstm", "gru" or "rnn"): fused cuDNN
+// calls, and the parameter names of checkpoints written before the per-layer layout existed.
+// The state layout is [L*D, B, H] (index layer*D + direction) either way.
 #pragma once
+
+#include <optional>
+#include <tuple>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/rnn.h>
 
+#include "model/column_dropout.h"
 #include "model/model_config.h"
 #include "model/multiplicative_stack.h"
 #include "model/recurrent_state.h"
@@ -31,17 +43,31 @@ class RecurrentStackImpl : public torch::nn::Module {
   std::tuple<torch::Tensor, RecurrentState> ForwardPadded(const torch::Tensor& input, const torch::Tensor& lengths,
                                                           const RecurrentState& state = {});
 
+  // Dropout between layers keyed by column (column_dropout.h); nullopt: torch's global RNG.
+  void SetDropoutKey(std::optional<DropoutKey> key);
+
   // Zero state for `batch` sequences on `options`' device and dtype.
   RecurrentState InitialState(int64_t batch, const torch::TensorOptions& options) const;
   const StackConfig& config() const { return config_; }
+  // Built-in cells as one single-layer module per layer ("layers.<l>") rather than one fused module.
+  bool per_layer() const { return groups() > 1; }
   // The mLSTM/mGRU stack (null for built-in cells).
   const MultiplicativeStack& multiplicative_stack() const { return custom_; }
 
  private:
+  using Packed = torch::nn::utils::rnn::PackedSequence;
+  void BuildBuiltin();
+  int64_t groups() const;  // built-in modules: 1 fused, or L single-layer
+  RecurrentState GroupState(const RecurrentState& state, int64_t group) const;
+  std::tuple<torch::Tensor, RecurrentState> RunGroup(int64_t group, const torch::Tensor& x, const RecurrentState& s);
+  std::tuple<Packed, RecurrentState> RunGroupPacked(int64_t group, const Packed& x, const RecurrentState& s);
+
   StackConfig config_;
-  torch::nn::LSTM lstm_{nullptr};
-  torch::nn::GRU gru_{nullptr};
-  torch::nn::RNN rnn_{nullptr};
+  std::optional<DropoutKey> dropout_key_;
+  // Built-in cells: one entry per group, the fused module or layer l's module.
+  std::vector<torch::nn::LSTM> lstm_;
+  std::vector<torch::nn::GRU> gru_;
+  std::vector<torch::nn::RNN> rnn_;
   MultiplicativeStack custom_{nullptr};  // mLSTM / mGRU stack
 };
 TORCH_MODULE(RecurrentStack);

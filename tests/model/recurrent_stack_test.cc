@@ -12,6 +12,7 @@
 #include <torch/utils.h>
 
 #include "model/multiplicative_stack.h"
+#include "stack_test_util.h"
 
 namespace distrnn::model {
 namespace {
@@ -135,7 +136,7 @@ TEST(RecurrentStackTest, DropoutBetweenLayersOnlyInTraining) {
     SCOPED_TRACE(CellTypeName(cell));
     RecurrentStack stack(Config(cell, 2, true, /*dropout=*/0.5));
     RecurrentStack plain(Config(cell, 2, true, /*dropout=*/0.0));
-    CopyParameters(*stack, *plain);
+    CopyStackParameters(*stack, *plain);  // per-layer built-in layout vs fused
     stack->to(torch::kFloat64);
     plain->to(torch::kFloat64);
     torch::NoGradGuard no_grad;

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace distrnn::data {
+namespace distrnn::common {
 
 inline uint64_t SplitMix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -14,4 +14,4 @@ inline uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-}  // namespace distrnn::data
+}  // namespace distrnn::common
