@@ -34,16 +34,25 @@ ABSL_FLAG(double, clip_norm, 5.0, "Clip gradients to this global L2 norm (0: no 
 ABSL_FLAG(int32_t, log_every, 0, "Steps between progress lines (0: ten per epoch).");
 ABSL_FLAG(double, bucket_mb, 25.0, "Gradient all-reduce bucket size in MiB.");
 ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
+ABSL_FLAG(std::string, optimizer, "", "sgd or adam ('': the task's default: sgd for LMs, adam otherwise).");
+ABSL_FLAG(std::string, lr_schedule, "",
+          "constant, zaremba (fixed decay after --decay_start_epoch) or plateau ('': the task's default).");
+ABSL_FLAG(double, lr_decay, 0.5, "Learning-rate decay factor (zaremba, plateau).");
+ABSL_FLAG(int32_t, decay_start_epoch, 4, "zaremba schedule: epochs at the initial lr (Zaremba's max_epoch).");
+ABSL_FLAG(double, clip_value, 0.0, "Clamp every gradient element to [-v, v] before --clip_norm (0: off).");
+ABSL_FLAG(int32_t, micro_batches, 1,
+          "Gradient accumulation: each rank's share of the global batch runs as this many micro-batches.");
+ABSL_FLAG(int32_t, warmup_steps, 5, "Steps at the start of each epoch left out of throughput figures.");
+ABSL_FLAG(int64_t, checkpoint_every_steps, 0, "Write a checkpoint every N steps besides one per epoch (0: off).");
+ABSL_FLAG(int32_t, keep_checkpoints, 2, "Newest step checkpoints kept in --run_dir (older ones are removed).");
+ABSL_FLAG(std::string, resume, "none",
+          "auto (the run dir's latest checkpoint if there is one), none, or a checkpoint path.");
 
 namespace distrnn::app {
 
 absl::StatusOr<RunOptions> RunOptionsFromFlags() {
   RunOptions run;
   run.task = absl::GetFlag(FLAGS_task);
-  if (run.task != "ptb_lm" && run.task != "char_lm" && run.task != "copy" && run.task != "imdb") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown --task '", run.task, "' (expected ptb_lm, char_lm, copy or imdb)"));
-  }
   run.data_dir = absl::GetFlag(FLAGS_data_dir);
   run.run_dir = absl::GetFlag(FLAGS_run_dir);
   run.comm = absl::GetFlag(FLAGS_comm);

@@ -28,12 +28,22 @@ ABSL_DECLARE_FLAG(double, clip_norm);
 ABSL_DECLARE_FLAG(int32_t, log_every);
 ABSL_DECLARE_FLAG(double, bucket_mb);
 ABSL_DECLARE_FLAG(int64_t, check_replicas_every);
+ABSL_DECLARE_FLAG(std::string, optimizer);
+ABSL_DECLARE_FLAG(std::string, lr_schedule);
+ABSL_DECLARE_FLAG(double, lr_decay);
+ABSL_DECLARE_FLAG(int32_t, decay_start_epoch);
+ABSL_DECLARE_FLAG(double, clip_value);
+ABSL_DECLARE_FLAG(int32_t, micro_batches);
+ABSL_DECLARE_FLAG(int32_t, warmup_steps);
+ABSL_DECLARE_FLAG(int64_t, checkpoint_every_steps);
+ABSL_DECLARE_FLAG(int32_t, keep_checkpoints);
+ABSL_DECLARE_FLAG(std::string, resume);
 
 namespace distrnn::app {
 
 // How and where this process runs, whatever the task.
 struct RunOptions {
-  std::string task;      // ptb_lm | char_lm | copy | imdb
+  std::string task;      // a name in the task registry (task_registry.h)
   std::string data_dir;  // as given (resolved by the task that needs it)
   std::string run_dir;   // metrics.jsonl and checkpoints ("" = none)
   std::string comm;      // auto | local | mpi
@@ -51,17 +61,5 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags();
 
 // Checks of flags every task shares (positive sizes, ranges).
 absl::Status ValidateCommonFlags();
-
-// Fills the fields every trainer config has (LmTrainConfig, CopyTrainConfig,
-// ClassifierTrainConfig) from the shared flags and `run`.
-template <typename TrainerConfig>
-void SetSharedTrainerFields(const RunOptions& run, TrainerConfig& t) {
-  t.log_every = absl::GetFlag(FLAGS_log_every);
-  t.run_dir = run.run_dir;
-  t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
-  t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
-  t.fault_rank = run.fault_rank;
-  t.fault_step = run.fault_step;
-}
 
 }  // namespace distrnn::app

@@ -9,10 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "app/config_table.h"
-#include "app/run_context.h"
+#include "app/task_registry.h"
 #include "common/logging.h"
-#include "common/runtime.h"
 #include "common/status_macros.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
@@ -22,7 +20,7 @@
 #include "data/imdb.h"
 #include "model/classifier.h"
 #include "train/checkpoint.h"
-#include "train/classifier_trainer.h"
+#include "train/classification_train_task.h"
 
 ABSL_FLAG(int32_t, vocab_size, 25000, "imdb: the most frequent train words kept (plus <pad> and <unk>).");
 ABSL_FLAG(int32_t, max_len, 256, "imdb: reviews are cut to their first max_len tokens (0: no limit).");
@@ -43,6 +41,7 @@ nlohmann::json ImdbCheckpointMeta(const model::ClassifierConfig& config, const d
       {"hidden_size", config.stack.hidden_size},
       {"bidirectional", config.stack.bidirectional},
       {"embedding_size", config.embedding_size},
+      {"dropout", config.dropout},  // the stack's module layout depends on it
       {"num_classes", config.num_classes},
       {"padding_idx", config.padding_idx},
       {"max_len", max_len},
@@ -65,6 +64,8 @@ absl::StatusOr<ImdbCheckpointInfo> ReadImdbCheckpointInfo(const std::string& pat
     c.stack.hidden_size = meta.at("hidden_size").get<int64_t>();
     c.stack.bidirectional = meta.at("bidirectional").get<bool>();
     c.embedding_size = meta.at("embedding_size").get<int64_t>();
+    c.dropout = meta.value("dropout", 0.0);
+    c.stack.dropout = c.dropout;
     c.stack.input_size = c.embedding_size;
     c.num_classes = meta.at("num_classes").get<int64_t>();
     c.padding_idx = meta.at("padding_idx").get<int64_t>();
@@ -85,7 +86,7 @@ namespace {
 struct ImdbOptions {
   RunOptions run;
   model::ClassifierConfig model;
-  train::ClassifierTrainConfig trainer;
+  train::ClassificationTaskConfig trainer;
   int64_t vocab_size = 25000;
   int64_t max_len = 256;
   double valid_fraction = 0.1;
@@ -104,18 +105,13 @@ absl::StatusOr<ImdbOptions> ImdbOptionsFromFlags(const RunOptions& run) {
   o.model.vocab_size = 2;  // until the vocabulary is built; validated again then
   RETURN_IF_ERROR(o.model.Validate());
 
-  train::ClassifierTrainConfig& t = o.trainer;
+  train::ClassificationTaskConfig& t = o.trainer;
   t.batch_size = absl::GetFlag(FLAGS_batch_size);
   t.eval_batch_size = absl::GetFlag(FLAGS_eval_batch_size);
-  t.max_epochs = absl::GetFlag(FLAGS_max_epochs);
-  t.max_steps = absl::GetFlag(FLAGS_max_steps);
-  t.lr = absl::GetFlag(FLAGS_lr);
-  t.clip_norm = absl::GetFlag(FLAGS_clip_norm);
   t.bucket_by_length = absl::GetFlag(FLAGS_bucket_by_length);
   t.bucket_batches = absl::GetFlag(FLAGS_bucket_batches);
   t.seed = run.seed;
-  SetSharedTrainerFields(run, t);
-  RETURN_IF_ERROR(t.Validate());
+  if (t.bucket_batches < 1) return absl::InvalidArgumentError("--bucket_batches must be positive");
 
   o.vocab_size = absl::GetFlag(FLAGS_vocab_size);
   o.max_len = absl::GetFlag(FLAGS_max_len);
@@ -201,31 +197,21 @@ absl::StatusOr<ImdbData> LoadImdbData(const ImdbOptions& o, bool root) {
   return d;
 }
 
-ConfigRows DescribeRun(const ImdbOptions& o, const comm::Communicator& comm, const ImdbData& d, int64_t parameters,
-                       const std::string& init) {
+void AddRows(const ImdbOptions& o, const ImdbData& d, int64_t parameters, const std::string& init, ConfigRows& rows) {
   const auto& m = o.model;
   const auto& t = o.trainer;
-  return {
-      {"task", "imdb"},
-      {"data", d.source},
-      {"train/valid/test reviews", absl::StrCat(d.train.labels.size(), " / ", d.num_valid, " / ", d.num_test)},
-      {"vocabulary", absl::StrCat(d.vocab.size(), " (top ", o.vocab_size, " train words + <pad>, <unk>)")},
-      {"max_len", absl::StrFormat("%d (mean train length %.1f, %.1f%% truncated)", o.max_len, d.mean_train_len,
-                                  100.0 * d.truncated_fraction)},
-      {"model", absl::StrCat(model::CellTypeName(m.stack.cell), " ", m.stack.num_layers, "x", m.stack.hidden_size,
-                             m.stack.bidirectional ? " bidirectional" : "", ", embedding ", m.embedding_size)},
-      {"parameters", absl::StrCat(parameters)},
-      {"init", init},
-      {"dropout", absl::StrCat(m.dropout)},
-      {"global batch / eval batch", absl::StrCat(t.batch_size, " / ", t.eval_batch_size)},
-      {"batching", t.bucket_by_length ? absl::StrCat("length buckets of ", t.bucket_batches, " batches") : "random"},
-      {"optimizer", absl::StrCat("Adam lr ", t.lr, ", clip norm ", t.clip_norm, ", BCE-with-logits")},
-      {"epochs / max steps", absl::StrCat(t.max_epochs, " / ", t.max_steps == 0 ? "none" : absl::StrCat(t.max_steps))},
-      {"valid fraction", absl::StrCat(o.valid_fraction)},
-      {"process", DescribeProcess(o.run, comm)},
-      {"seed", absl::StrCat(o.run.seed)},
-      {"run dir", t.run_dir.empty() ? "(none)" : t.run_dir},
-  };
+  rows.push_back({"data", d.source});
+  rows.push_back({"train/valid/test reviews", absl::StrCat(d.train.labels.size(), " / ", d.num_valid, " / ", d.num_test)});
+  rows.push_back({"vocabulary", absl::StrCat(d.vocab.size(), " (top ", o.vocab_size, " train words + <pad>, <unk>)")});
+  rows.push_back({"max_len", absl::StrFormat("%d (mean train length %.1f, %.1f%% truncated)", o.max_len,
+                                             d.mean_train_len, 100.0 * d.truncated_fraction)});
+  rows.push_back({"model", absl::StrCat(model::CellTypeName(m.stack.cell), " ", m.stack.num_layers, "x",
+                                        m.stack.hidden_size, m.stack.bidirectional ? " bidirectional" : "",
+                                        ", embedding ", m.embedding_size, ", ", parameters, " parameters")});
+  rows.push_back({"init / dropout", absl::StrCat(init, " / ", m.dropout)});
+  rows.push_back({"batching", absl::StrCat(t.bucket_by_length ? absl::StrCat("length buckets of ", t.bucket_batches,
+                                                                             " batches") : "random",
+                                           ", eval batch ", t.eval_batch_size, ", valid fraction ", o.valid_fraction)});
 }
 
 // Rank 0 copies the GloVe vectors found into the embedding (rank 0's parameters are
@@ -249,39 +235,51 @@ absl::StatusOr<std::string> MaybeLoadGlove(const ImdbOptions& o, const comm::Com
   return summary;
 }
 
+class PreparedImdbTask : public PreparedTask {
+ public:
+  explicit PreparedImdbTask(ImdbOptions options) : options_(std::move(options)) {}
+
+  absl::StatusOr<std::unique_ptr<train::TrainTask>> Build(comm::Communicator& comm, const train::Shard& shard,
+                                                         ConfigRows& rows) override {
+    ASSIGN_OR_RETURN(data_, LoadImdbData(options_, comm.is_root()));
+    options_.model.vocab_size = data_.vocab.size();
+    RETURN_IF_ERROR(options_.model.Validate());
+    model::Classifier model{nullptr};
+    RETURN_IF_ERROR(common::GuardTorch("cannot build the model", [&] {
+      torch::manual_seed(options_.run.seed);
+      model = model::Classifier(options_.model);
+      return absl::OkStatus();
+    }));
+    ASSIGN_OR_RETURN(std::string init, MaybeLoadGlove(options_, comm, data_.vocab, model));
+    int64_t parameters = 0;
+    for (const auto& p : model->parameters()) parameters += p.numel();
+    AddRows(options_, data_, parameters, init, rows);
+    const bool root = comm.is_root();
+    train::ClassificationSplits splits{&data_.train, root ? &data_.valid : nullptr, root ? &data_.test : nullptr};
+    ASSIGN_OR_RETURN(auto built, train::ClassificationTrainTask::Create(
+                                     model, options_.trainer, splits, shard,
+                                     ImdbCheckpointMeta(options_.model, data_.vocab, options_.max_len)));
+    return std::unique_ptr<train::TrainTask>(std::move(built));
+  }
+
+  std::string Summary(const train::TrainResult& r) const override {
+    const double best = r.best_valid.count("valid_accuracy") ? r.best_valid.at("valid_accuracy") : 0.0;
+    std::string text = absl::StrFormat("best valid acc %.2f%% (epoch %d)", 100.0 * best, r.best_epoch);
+    if (r.test.count("test_accuracy")) absl::StrAppendFormat(&text, " | test acc %.2f%%", 100.0 * r.test.at("test_accuracy"));
+    absl::StrAppendFormat(&text, " | last epoch %.1fs, %.0f ex/s", r.last_epoch_seconds, r.units_per_s);
+    return text;
+  }
+
+ private:
+  ImdbOptions options_;
+  ImdbData data_;  // owned here: the task keeps pointers into it
+};
+
 }  // namespace
 
-absl::Status RunImdbTask(comm::Communicator& comm, const RunOptions& run) {
+absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareImdbTask(const RunOptions& run) {
   ASSIGN_OR_RETURN(ImdbOptions options, ImdbOptionsFromFlags(run));
-  if (options.trainer.batch_size % comm.world_size() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--batch_size ", options.trainer.batch_size,
-                                                   " (the global batch) is not divisible by the world size ",
-                                                   comm.world_size()));
-  }
-  ASSIGN_OR_RETURN(ImdbData data, LoadImdbData(options, comm.is_root()));
-  options.model.vocab_size = data.vocab.size();
-  RETURN_IF_ERROR(options.model.Validate());
-
-  model::Classifier model{nullptr};
-  RETURN_IF_ERROR(common::GuardTorch("cannot build the model", [&] {
-    torch::manual_seed(options.run.seed);
-    model = model::Classifier(options.model);
-    return absl::OkStatus();
-  }));
-  ASSIGN_OR_RETURN(std::string init, MaybeLoadGlove(options, comm, data.vocab, model));
-  int64_t parameters = 0;
-  for (const auto& p : model->parameters()) parameters += p.numel();
-  common::Log0(FormatConfigTable(DescribeRun(options, comm, data, parameters, init)));
-
-  train::ClassifierTrainer trainer(comm, model, options.trainer, {&data.train, &data.valid, &data.test},
-                                   ImdbCheckpointMeta(options.model, data.vocab, options.max_len));
-  ASSIGN_OR_RETURN(train::ClassifierResult result, trainer.Run());
-  common::Log0(absl::StrFormat(
-      "| done | epochs %d | steps %d | best valid acc %.2f%% (epoch %d) | test acc %.2f%% | last epoch %.1fs, "
-      "%.0f ex/s | peak memory %.0f MiB |",
-      result.epochs, result.steps, 100.0 * result.best_valid_accuracy, result.best_epoch, 100.0 * result.test_accuracy,
-      result.last_epoch_seconds, result.train_examples_per_s, common::PeakRssMiB()));
-  return absl::OkStatus();
+  return std::unique_ptr<PreparedTask>(std::make_unique<PreparedImdbTask>(std::move(options)));
 }
 
 }  // namespace distrnn::app

@@ -17,8 +17,6 @@
 namespace distrnn::app {
 
 // Reads the imdb flags, trains, evaluates; rank 0 writes metrics and checkpoints.
-absl::Status RunImdbTask(comm::Communicator& comm, const RunOptions& run);
-
 // Metadata of an imdb checkpoint: task "imdb", the classifier's architecture, the
 // vocabulary (token list, id order) and the truncation length used in training.
 nlohmann::json ImdbCheckpointMeta(const model::ClassifierConfig& config, const data::Vocabulary& vocab,

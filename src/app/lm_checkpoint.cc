@@ -15,6 +15,9 @@ nlohmann::json LmCheckpointMeta(const std::string& task, const model::LanguageMo
       {"hidden_size", config.stack.hidden_size},
       {"embedding_size", config.embedding_size},
       {"tie_weights", config.tie_weights},
+      // The stack's module layout depends on it (recurrent_stack.h), so a model is
+      // rebuilt with the dropout it was trained with.
+      {"dropout", config.dropout},
       {"vocabulary", vocab.tokens()},
   };
 }
@@ -34,6 +37,8 @@ absl::StatusOr<LmCheckpointInfo> ReadLmCheckpointInfo(const std::string& path) {
     info.config.embedding_size = meta.at("embedding_size").get<int64_t>();
     info.config.stack.input_size = info.config.embedding_size;
     info.config.tie_weights = meta.at("tie_weights").get<bool>();
+    info.config.dropout = meta.value("dropout", 0.0);
+    info.config.stack.dropout = info.config.dropout;
     info.vocab = data::Vocabulary(meta.at("vocabulary").get<std::vector<std::string>>());
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": incomplete checkpoint metadata (", e.what(), ")"));

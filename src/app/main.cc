@@ -17,13 +17,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "app/exit_codes.h"
-#include "app/common_flags.h"
-#include "app/copy_task.h"
 #include "app/generate_command.h"
-#include "app/imdb_task.h"
-#include "app/lm_task.h"
 #include "app/predict_command.h"
-#include "app/run_context.h"
+#include "app/train_command.h"
 
 namespace {
 
@@ -59,25 +55,6 @@ int Fail(const absl::Status& status) {
   return distrnn::app::ExitCodeFor(status);
 }
 
-// `distrnn train`: options are read and checked before any communicator exists, so a
-// bad flag fails fast on every rank alike.
-absl::Status Train() {
-  using namespace distrnn::app;  // NOLINT: local to this dispatcher
-  auto run = RunOptionsFromFlags();
-  if (!run.ok()) return run.status();
-  if (run->task == "ptb_lm" || run->task == "char_lm") {
-    auto options = LmTaskOptionsFromFlags(*run);
-    if (!options.ok()) return options.status();
-    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunLmTask(comm, *options); });
-  }
-  if (run->task == "copy") {
-    auto options = CopyTaskOptionsFromFlags(*run);
-    if (!options.ok()) return options.status();
-    return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunCopyTask(comm, *options); });
-  }
-  return RunWithCommunicator(*run, [&](distrnn::comm::Communicator& comm) { return RunImdbTask(comm, *run); });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,7 +88,7 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (command == "train") {
-    status = Train();
+    status = distrnn::app::RunTrain();
   } else if (command == "generate") {
     status = distrnn::app::RunGenerate();
   } else if (command == "predict") {

@@ -2,6 +2,7 @@
 //
 //  zaremba: lr(e) = base * decay^max(e - decay_start, 0) for epoch e = 1, 2, ... (the
 //           TensorFlow PTB recipe: constant for `decay_start` epochs, then decayed).
+//  constant: base lr throughout (the Adam tasks).
 //  plateau: lr is multiplied by `decay` after an epoch whose validation loss did not
 //           improve on the best so far (the PyTorch word_language_model recipe).
 #pragma once
@@ -13,14 +14,17 @@
 
 namespace distrnn::train {
 
-enum class LrScheduleKind { kZaremba, kPlateau };
+enum class LrScheduleKind { kConstant, kZaremba, kPlateau };
 absl::StatusOr<LrScheduleKind> ParseLrSchedule(const std::string& name);
+const char* LrScheduleName(LrScheduleKind kind);
 
 struct LrScheduleConfig {
   LrScheduleKind kind = LrScheduleKind::kZaremba;
   double base_lr = 1.0;
   double decay = 0.5;
   int64_t decay_start = 4;  // zaremba: last epoch at base_lr
+
+  absl::Status Validate() const;
 };
 
 // The learning rate for epoch `epoch` (1-based) of the zaremba schedule.

@@ -51,7 +51,7 @@ class CliTest : public ::testing::Test {
     EXPECT_THAT(output, HasSubstr(message));
     EXPECT_THAT(output, Not(HasSubstr("Exception raised from")));
     EXPECT_THAT(output, Not(HasSubstr("terminate called")));
-    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/model.pt")));
+    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/latest")));
   }
   testing::TempDir dir_;
 };
@@ -74,7 +74,7 @@ TEST_F(CliTest, TinyRunTrainsAndWritesMetricsAndCheckpoint) {
   EXPECT_THAT(all, HasSubstr("\"type\":\"progress\""));
   EXPECT_THAT(all, HasSubstr("\"type\":\"valid\""));
   EXPECT_THAT(all, HasSubstr("\"type\":\"test\""));
-  EXPECT_TRUE(std::filesystem::exists(dir_.Join("run/model.pt")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("run/latest")));
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("run/best.pt")));
 }
 

@@ -42,7 +42,7 @@ class CopyCliTest : public ::testing::Test {
     EXPECT_THAT(output, HasSubstr(message));
     EXPECT_EQ(Occurrences(output, "error"), 1) << output;  // one error line
     EXPECT_THAT(output, Not(HasSubstr("Exception raised from")));
-    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/model.pt")));
+    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/latest")));
   }
   testing::TempDir dir_;
 };
@@ -52,14 +52,15 @@ TEST_F(CopyCliTest, TinyRunTrainsAndReportsBothLengths) {
   ASSERT_EQ(Run(TrainArgs(), &output), 0) << output;
   EXPECT_THAT(output, HasSubstr("K=3 P=1 L=3 (T=7)"));
   EXPECT_THAT(output, HasSubstr("K=5 P=1 L=5 (T=11)"));
-  EXPECT_THAT(output, HasSubstr("train length T=7: step acc"));
-  EXPECT_THAT(output, HasSubstr("test length T=11: step acc"));
-  EXPECT_THAT(output, HasSubstr("seq/s"));
-  EXPECT_TRUE(std::filesystem::exists(dir_.Join("run/model.pt")));
+  EXPECT_THAT(output, HasSubstr("| valid_step_accuracy "));
+  EXPECT_THAT(output, HasSubstr("| test_length_step_accuracy "));
+  EXPECT_THAT(output, HasSubstr("train length: step acc"));
+  EXPECT_THAT(output, HasSubstr("test length: step acc"));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("run/latest")));
   std::ifstream metrics(dir_.Join("run/metrics.jsonl"));
   std::string all((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
-  EXPECT_THAT(all, HasSubstr("\"type\":\"eval\""));
-  EXPECT_THAT(all, HasSubstr("\"test_length\""));
+  EXPECT_THAT(all, HasSubstr("\"type\":\"valid\""));
+  EXPECT_THAT(all, HasSubstr("\"test_length_sequence_accuracy\""));
 }
 
 TEST_F(CopyCliTest, NonsensicalLengths) {

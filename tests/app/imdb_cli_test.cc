@@ -75,7 +75,7 @@ class ImdbCliTest : public ::testing::Test {
     dir_.WriteFile("bad/imdb/test.tsv", TinyReviews(4, 0));
     std::string output;
     ExpectBadInput(Run(TrainArgs("bad"), &output), output, where);
-    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/model.pt")));
+    EXPECT_FALSE(std::filesystem::exists(dir_.Join("run/latest")));
   }
   testing::TempDir dir_;
 };
@@ -89,7 +89,7 @@ TEST_F(ImdbCliTest, TrainsThenPredictsFromTextAndStdin) {
   EXPECT_THAT(output, HasSubstr("64 / 16 / 20"));  // train / valid / test reviews
   const std::string checkpoint = dir_.Join("run/best.pt");
   ASSERT_TRUE(std::filesystem::exists(checkpoint));
-  ASSERT_TRUE(std::filesystem::exists(dir_.Join("run/model.pt")));
+  ASSERT_TRUE(std::filesystem::exists(dir_.Join("run/latest")));
 
   ASSERT_EQ(Run("predict --checkpoint=" + checkpoint + " --text=\"A wonderful film, I loved it\"", &output), 0)
       << output;
@@ -128,7 +128,7 @@ TEST_F(ImdbCliTest, PredictRefusesOtherCheckpointsAndEmptyReviews) {
                 &output),
             0)
       << output;
-  ExpectBadInput(Run("predict --checkpoint=" + dir_.Join("lm/model.pt") + " --text=good", &output), output,
+  ExpectBadInput(Run("predict --checkpoint=" + dir_.Join("lm/best.pt") + " --text=good", &output), output,
                  "char_lm");
   EXPECT_THAT(output, HasSubstr("not of the imdb classifier"));
 

@@ -31,7 +31,7 @@ class LmCliTest : public ::testing::Test {
   std::string TrainTiny() const {
     std::string output;
     EXPECT_EQ(Run(TrainArgs(text_, "run"), &output), 0) << output;
-    return dir_.Join("run/model.pt");
+    return dir_.Join("run/best.pt");
   }
   void ExpectBadInput(const std::string& args, const std::string& message) const {
     std::string output;
@@ -62,7 +62,7 @@ TEST_F(LmCliTest, GenerateRejectsPromptOutsideVocabulary) {
   ExpectBadInput("generate --checkpoint=" + checkpoint + " --length=0", "--length must be positive");
   ExpectBadInput("generate --checkpoint=" + checkpoint + " --temperature=0", "--temperature must be positive");
   ExpectBadInput("generate --checkpoint=" + dir_.Join("missing.pt"), "no such checkpoint");
-  ExpectBadInput("generate --checkpoint=" + text_, "not a readable checkpoint");
+  ExpectBadInput("generate --checkpoint=" + text_, "is not a distrnn checkpoint");
   ExpectBadInput("generate", "--checkpoint");
 }
 
@@ -88,7 +88,7 @@ TEST_F(LmCliTest, GenerateRefusesACheckpointOfAnotherTask) {
                 &output),
             0)
       << output;
-  ExpectBadInput("generate --checkpoint=" + dir_.Join("copy/model.pt"),
+  ExpectBadInput("generate --checkpoint=" + dir_.Join("copy/best.pt"),
                  "is a checkpoint of task 'copy', not of a language model");
 }
 

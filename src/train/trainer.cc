@@ -1,0 +1,452 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "comm/gradient_reducer.h"
+#include "comm/parameter_sync.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/timer.h"
+#include "common/torch_status.h"
+#include "common/validation.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_dir.h"
+#include "train/metrics_log.h"
+#include "train/resume.h"
+#include "train/run_state.h"
+#include "train/step_utils.h"
+
+namespace distrnn::train {
+
+absl::StatusOr<OptimizerKind> ParseOptimizer(const std::string& name) {
+  if (name == "sgd") return OptimizerKind::kSgd;
+  if (name == "adam") return OptimizerKind::kAdam;
+  return absl::InvalidArgumentError(absl::StrCat("unknown --optimizer '", name, "' (expected sgd or adam)"));
+}
+
+const char* OptimizerName(OptimizerKind kind) { return kind == OptimizerKind::kSgd ? "sgd" : "adam"; }
+
+absl::Status TrainerConfig::Validate() const {
+  RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
+  RETURN_IF_ERROR(common::RequirePositive(micro_batches, "micro_batches"));
+  RETURN_IF_ERROR(common::RequirePositive(max_epochs, "max_epochs"));
+  RETURN_IF_ERROR(lr.Validate());
+  if (max_steps < 0) return absl::InvalidArgumentError(absl::StrCat("--max_steps must be >= 0, got ", max_steps));
+  if (!(clip_value >= 0.0)) return absl::InvalidArgumentError(absl::StrCat("--clip_value must be >= 0, got ", clip_value));
+  if (!(clip_norm >= 0.0)) return absl::InvalidArgumentError(absl::StrCat("--clip_norm must be >= 0, got ", clip_norm));
+  if (log_every < 0) return absl::InvalidArgumentError("--log_every must be >= 0");
+  if (warmup_steps < 0) return absl::InvalidArgumentError("--warmup_steps must be >= 0");
+  if (checkpoint_every_steps < 0) return absl::InvalidArgumentError("--checkpoint_every_steps must be >= 0");
+  if (keep_checkpoints < 1) return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
+  if (bucket_bytes < 1) return absl::InvalidArgumentError("--bucket_mb must be positive");
+  if (check_replicas_every < 0) return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
+  if (resume.empty()) return absl::InvalidArgumentError("--resume must be auto, none or a checkpoint path");
+  if (batch_size % micro_batches != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch_size ", batch_size, " is not divisible by --micro_batches ",
+                                                   micro_batches));
+  }
+  return absl::OkStatus();
+}
+
+nlohmann::json TrainerConfig::ToJson() const {
+  return {{"batch_size", batch_size},         {"micro_batches", micro_batches},
+          {"max_epochs", max_epochs},         {"max_steps", max_steps},
+          {"optimizer", OptimizerName(optimizer)}, {"lr", lr.base_lr},
+          {"lr_schedule", LrScheduleName(lr.kind)}, {"lr_decay", lr.decay},
+          {"decay_start_epoch", lr.decay_start}, {"clip_value", clip_value},
+          {"clip_norm", clip_norm},           {"checkpoint_every_steps", checkpoint_every_steps},
+          {"keep_checkpoints", keep_checkpoints}};
+}
+
+namespace {
+
+// Sums over the steps between two progress lines (global: over all ranks).
+struct Meter {
+  double loss_sum = 0.0, units = 0.0, correct = 0.0, ms = 0.0, grad_norm = 0.0;
+  int64_t steps = 0;
+};
+
+}  // namespace
+
+struct Trainer::State {
+  State(comm::Communicator& c, TrainTask& t, TrainerConfig cfg)
+      : comm(c), task(t), config(std::move(cfg)), schedule(config.lr) {}
+
+  absl::Status Setup();
+  absl::Status Resume(const std::string& path);
+  absl::Status TrainEpoch();
+  absl::Status Step(Meter& interval);
+  void LogProgress(int64_t steps_in_epoch, const Meter& m);
+  absl::Status LogEpochEnd(double timed_ms, int64_t timed_steps, double epoch_ms);
+  absl::Status Evaluate(bool epoch_complete, bool& stop);
+  absl::StatusOr<EpochDecision> Decide(bool epoch_complete);
+  absl::Status SaveCheckpoint(bool step_file, bool best_file);
+  absl::Status Test();
+  void SetLr(double lr);
+  bool StepLimitReached() const {
+    return config.max_steps > 0 && progress.global_step >= config.max_steps;
+  }
+
+  comm::Communicator& comm;
+  TrainTask& task;
+  TrainerConfig config;
+  LrSchedule schedule;
+  Shard shard;
+  MetricsLog metrics;
+  std::optional<CheckpointDirectory> checkpoints;  // rank 0 with a run dir
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<comm::GradientReducer> reducer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<torch::Tensor> best_params;  // RestoreBestAtEnd tasks: every rank (decisions are shared)
+  torch::Tensor reduced;                   // {loss sum, units, correct}, all-reduced each step
+  RunProgress progress;
+  TrainResult result;
+};
+
+Trainer::Trainer(comm::Communicator& comm, TrainTask& task, TrainerConfig config)
+    : s_(std::make_unique<State>(comm, task, std::move(config))) {}
+
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::string> Trainer::ResolveResume(const TrainerConfig& config) {
+  if (config.resume == "none") return std::string();
+  if (config.resume != "auto") return config.resume;
+  if (config.run_dir.empty()) return std::string();
+  ASSIGN_OR_RETURN(std::optional<std::string> latest, CheckpointDirectory(config.run_dir, 1).Latest());
+  return latest.value_or("");
+}
+
+void Trainer::State::SetLr(double lr) {
+  progress.lr = lr;
+  for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+}
+
+absl::Status Trainer::State::Setup() {
+  RETURN_IF_ERROR(config.Validate());
+  shard = {comm.rank(), comm.world_size(), config.micro_batches};
+  if (config.batch_size % shard.count() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch_size ", config.batch_size,
+                                                   " (the global batch) is not divisible by world size x micro-batches ",
+                                                   comm.world_size(), " x ", config.micro_batches));
+  }
+  absl::Status dir_ok;
+  if (comm.is_root() && !config.run_dir.empty()) {
+    dir_ok = CheckpointDirectory::CheckWritable(config.run_dir);
+    if (dir_ok.ok()) {
+      checkpoints.emplace(config.run_dir, config.keep_checkpoints);
+      auto log = MetricsLog::Open(config.run_dir + "/metrics.jsonl");
+      if (log.ok()) metrics = std::move(*log); else dir_ok = log.status();
+    }
+  }
+  RETURN_IF_ERROR(BroadcastStatus(comm, dir_ok));
+  params = task.model().parameters();
+  return common::GuardTorch("cannot set up training", [&] {
+    // Replicas start from rank 0's parameters, not from equal seeds.
+    std::vector<torch::Tensor> state = params;
+    for (auto& b : task.model().buffers()) state.push_back(b);
+    RETURN_IF_ERROR(comm::BroadcastParameters(comm, state, 0));
+    reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes);
+    if (config.optimizer == OptimizerKind::kSgd) {
+      optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr.base_lr));
+    } else {
+      optimizer = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(config.lr.base_lr));
+    }
+    reduced = torch::zeros({3}, torch::kDouble);
+    SetLr(schedule.lr());
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Trainer::State::Resume(const std::string& path) {
+  ResumeTarget target{task, *optimizer, params, config, comm};
+  ASSIGN_OR_RETURN(progress, ResumeFrom(target, path));
+  schedule.Restore(progress.lr, progress.schedule_best_loss);
+  SetLr(progress.lr);
+  if (task.RestoreBestAtEnd() && progress.best_epoch > 0) {
+    ASSIGN_OR_RETURN(best_params, LoadBestParameters(target, config.run_dir));
+  }
+  result.resumed_from = path;
+  common::Log0(absl::StrFormat("[train] resumed from %s: epoch %d, step %d of it, global step %d, lr %g", path,
+                               progress.epoch, progress.step, progress.global_step, progress.lr));
+  metrics.Write({{"type", "resume"}, {"path", path}, {"epoch", progress.epoch}, {"step", progress.step},
+                 {"global_step", progress.global_step}, {"world_size", comm.world_size()}});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainResult> Trainer::Run() {
+  State& s = *s_;
+  RETURN_IF_ERROR(s.Setup());
+  std::string path;
+  absl::Status resolved;
+  if (s.comm.is_root()) {
+    auto r = ResolveResume(s.config);
+    if (r.ok()) path = *r; else resolved = r.status();
+  }
+  RETURN_IF_ERROR(BroadcastStatus(s.comm, resolved));
+  RETURN_IF_ERROR(comm::BroadcastString(s.comm, path, 0));
+  if (!path.empty()) RETURN_IF_ERROR(s.Resume(path));
+  bool stop = false;
+  while (!stop && s.progress.epoch <= s.config.max_epochs && !s.StepLimitReached()) {
+    s.result.epoch_lrs.push_back(s.progress.lr);
+    RETURN_IF_ERROR(s.TrainEpoch());
+    const bool complete = s.progress.step == s.task.StepsPerEpoch();
+    RETURN_IF_ERROR(s.Evaluate(complete, stop));
+  }
+  s.result.epochs = s.progress.epoch - 1;
+  s.result.steps = s.progress.global_step;
+  s.result.stopped_early = stop;
+  s.result.best_epoch = s.progress.best_epoch;
+  s.result.best_valid = s.progress.best_valid;
+  RETURN_IF_ERROR(s.Test());
+  return s.result;
+}
+
+absl::Status Trainer::State::TrainEpoch() {
+  RETURN_IF_ERROR(task.StartEpoch(progress.epoch, progress.step));
+  const int64_t steps = task.StepsPerEpoch();
+  const int64_t log_every = config.log_every > 0 ? config.log_every : std::max<int64_t>(steps / 10, 1);
+  const int64_t first = progress.step;
+  task.model().train();
+  Meter interval;
+  double timed_ms = 0.0;
+  int64_t timed_steps = 0;
+  common::Stopwatch epoch_clock;
+  while (progress.step < steps && !StepLimitReached()) {
+    MaybeInjectFault(comm.rank(), config.fault_rank, config.fault_step, progress.global_step + 1);
+    common::Stopwatch step_clock;
+    RETURN_IF_ERROR(Step(interval));
+    const double ms = step_clock.ElapsedMs();
+    interval.ms += ms;
+    if (progress.step - first > config.warmup_steps) {
+      timed_ms += ms;
+      ++timed_steps;
+    }
+    const bool last = progress.step == steps || StepLimitReached();
+    if (progress.step % log_every == 0 || last) {
+      LogProgress(steps, interval);
+      interval = Meter();
+    }
+    if (!last && config.checkpoint_every_steps > 0 && progress.global_step % config.checkpoint_every_steps == 0) {
+      RETURN_IF_ERROR(SaveCheckpoint(/*step_file=*/true, /*best_file=*/false));
+    }
+  }
+  return LogEpochEnd(timed_ms, timed_steps, epoch_clock.ElapsedMs());
+}
+
+absl::Status Trainer::State::Step(Meter& interval) {
+  return common::GuardTorch("training step failed", [&]() -> absl::Status {
+    optimizer->zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
+    double loss_sum = 0.0, units = 0.0, correct = 0.0;
+    for (int micro = 0; micro < config.micro_batches; ++micro) {
+      ASSIGN_OR_RETURN(MicroBatchLoss loss, task.Forward(progress.step, progress.global_step, micro));
+      // Note [loss normalisation] in train_task.h.
+      (loss.loss_sum / (loss.normalizer * config.micro_batches)).backward();
+      loss_sum += loss.loss_sum.item<double>();
+      units += static_cast<double>(loss.units);
+      correct += static_cast<double>(std::max<int64_t>(loss.correct, 0));
+    }
+    RETURN_IF_ERROR(reducer->AllReduceGradients());
+    // Every rank clips the same averaged gradients, so replicas take the same step.
+    const double grad_norm = ClipGradients(params, config.clip_value, config.clip_norm);
+    optimizer->step();
+    ++progress.step;
+    ++progress.global_step;
+    if (config.check_replicas_every > 0 && progress.global_step % config.check_replicas_every == 0) {
+      RETURN_IF_ERROR(comm::CheckReplicasAgree(comm, params));
+    }
+    auto r = reduced.accessor<double, 1>();
+    r[0] = loss_sum;
+    r[1] = units;
+    r[2] = correct;
+    RETURN_IF_ERROR(comm.AllReduce(reduced, comm::ReduceOp::kSum));
+    result.step_losses.push_back(r[0] / r[1]);
+    result.step_grad_norms.push_back(grad_norm);
+    progress.epoch_loss_sum += r[0];
+    progress.epoch_units += r[1];
+    progress.epoch_correct += r[2];
+    interval.loss_sum += r[0];
+    interval.units += r[1];
+    interval.correct += r[2];
+    interval.grad_norm += grad_norm;
+    ++interval.steps;
+    return absl::OkStatus();
+  });
+}
+
+void Trainer::State::LogProgress(int64_t steps_in_epoch, const Meter& m) {
+  const TaskReport report = task.report();
+  const double loss = m.loss_sum / m.units;
+  const double ms_per_step = m.ms / static_cast<double>(m.steps);
+  const double units_s = m.units / (m.ms / 1000.0);
+  const double eta_s = ms_per_step * static_cast<double>(steps_in_epoch - progress.step) / 1000.0;
+  const double grad_norm = m.grad_norm / static_cast<double>(m.steps);
+  const bool accuracy = m.correct > 0 || report.unit == "ex";
+  std::string figures = absl::StrFormat("loss %7.4f |", loss);
+  if (report.perplexity) absl::StrAppendFormat(&figures, " ppl %8.2f |", std::exp(loss));
+  if (accuracy) absl::StrAppendFormat(&figures, " acc %6.2f%% |", 100.0 * m.correct / m.units);
+  common::Log0(absl::StrFormat(
+      "| epoch %3d | %5d/%5d steps | lr %.4g | %s grad norm %6.2f | ms/step %7.1f | %s/s %8.0f | eta %4.0fs |",
+      progress.epoch, progress.step, steps_in_epoch, progress.lr, figures, grad_norm, ms_per_step, report.unit, units_s,
+      eta_s));
+  nlohmann::json record = {{"type", "progress"}, {"epoch", progress.epoch}, {"step", progress.step},
+                           {"steps", steps_in_epoch}, {"global_step", progress.global_step}, {"lr", progress.lr},
+                           {"loss", loss}, {"grad_norm", grad_norm}, {"ms_per_step", ms_per_step},
+                           {"units_per_s", units_s}, {"unit", report.unit}, {"world_size", comm.world_size()}};
+  if (report.perplexity) record["ppl"] = std::exp(loss);
+  if (accuracy) record["accuracy"] = m.correct / m.units;
+  metrics.Write(record);
+}
+
+absl::Status Trainer::State::LogEpochEnd(double timed_ms, int64_t timed_steps, double epoch_ms) {
+  if (timed_steps == 0) {  // an epoch (or the rest of one) shorter than the warm-up: time it all
+    timed_ms = epoch_ms;
+    timed_steps = result.step_losses.empty() ? 0 : std::min<int64_t>(progress.step, result.step_losses.size());
+  }
+  // Throughput: units of all ranks over the slowest rank's time, warm-up excluded.
+  ASSIGN_OR_RETURN(const double slowest_ms, comm::AllReduceScalar(comm, timed_ms, comm::ReduceOp::kMax));
+  const double units_per_step = progress.epoch_units / std::max<double>(static_cast<double>(progress.step), 1.0);
+  result.units_per_s = slowest_ms > 0 ? units_per_step * static_cast<double>(timed_steps) / (slowest_ms / 1000.0) : 0.0;
+  result.last_epoch_seconds = epoch_ms / 1000.0;
+  const TaskReport report = task.report();
+  const double loss = progress.epoch_units > 0 ? progress.epoch_loss_sum / progress.epoch_units : 0.0;
+  std::string figures = absl::StrFormat("train loss %7.4f |", loss);
+  if (report.perplexity) absl::StrAppendFormat(&figures, " train ppl %8.2f |", std::exp(loss));
+  nlohmann::json record = {{"type", "train_epoch"}, {"epoch", progress.epoch}, {"global_step", progress.global_step},
+                           {"train_loss", loss}, {"epoch_s", result.last_epoch_seconds},
+                           {"units_per_s", result.units_per_s}, {"unit", report.unit}};
+  if (report.perplexity) record["train_ppl"] = std::exp(loss);
+  if (progress.epoch_correct > 0) {
+    const double acc = progress.epoch_correct / progress.epoch_units;
+    absl::StrAppendFormat(&figures, " train acc %6.2f%% |", 100.0 * acc);
+    record["train_accuracy"] = acc;
+  }
+  common::Log0(absl::StrFormat("| epoch %3d | %s epoch time %6.1fs | %s/s %8.0f |", progress.epoch, figures,
+                               result.last_epoch_seconds, report.unit, result.units_per_s));
+  metrics.Write(record);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EpochDecision> Trainer::State::Decide(bool epoch_complete) {
+  EpochDecision d;
+  auto valid = task.Evaluate(Split::kValid);
+  if (!valid.ok()) {
+    d.error = std::string(valid.status().message());
+    return d;
+  }
+  d.valid = *valid;
+  const SelectionMetric metric = task.selection_metric();
+  const double value = d.valid.at(metric.name);
+  d.best = progress.best_epoch == 0 ||
+           (metric.higher_is_better ? value > progress.best_metric : value < progress.best_metric);
+  // A step limit inside an epoch ends the run without an lr decision (a resumed run
+  // continues the epoch as if uninterrupted).
+  d.next_lr = epoch_complete ? schedule.NextAfterEpoch(progress.epoch, d.valid.at("valid_loss")) : progress.lr;
+  d.stop = epoch_complete && task.ShouldStop(d.valid);
+  return d;
+}
+
+absl::Status Trainer::State::Evaluate(bool epoch_complete, bool& stop) {
+  EpochDecision decision;
+  if (comm.is_root()) {
+    ASSIGN_OR_RETURN(decision, Decide(epoch_complete));
+  }
+  RETURN_IF_ERROR(BroadcastRecord(comm, decision));
+  if (!decision.error.empty()) return absl::InternalError(absl::StrCat("evaluation failed: ", decision.error));
+  result.last_valid = decision.valid;
+  const SelectionMetric metric = task.selection_metric();
+  if (decision.best) {
+    progress.best_epoch = progress.epoch;
+    progress.best_metric = decision.valid.at(metric.name);
+    progress.best_valid = decision.valid;
+    if (task.RestoreBestAtEnd()) {
+      RETURN_IF_ERROR(common::GuardTorch("cannot keep the best parameters", [&] {
+        best_params.clear();
+        for (const auto& p : params) best_params.push_back(p.detach().clone());
+        return absl::OkStatus();
+      }));
+    }
+  }
+  std::string figures;
+  for (const auto& [name, value] : decision.valid) absl::StrAppendFormat(&figures, " %s %.4f |", name, value);
+  const std::string where = epoch_complete ? absl::StrFormat("end of epoch %3d", progress.epoch)
+                                           : absl::StrFormat("step limit at step %d of epoch %d", progress.step,
+                                                             progress.epoch);
+  common::Log0(absl::StrFormat("| %s |%s next lr %.4g |%s", where, figures, decision.next_lr,
+                               decision.best ? " best so far |" : ""));
+  nlohmann::json record = {{"type", "valid"}, {"epoch", progress.epoch}, {"global_step", progress.global_step},
+                           {"next_lr", decision.next_lr}, {"best", decision.best}, {"complete", epoch_complete}};
+  for (const auto& [name, value] : decision.valid) record[name] = value;
+  metrics.Write(record);
+  if (epoch_complete) {
+    progress.schedule_best_loss = schedule.best_loss();
+    ++progress.epoch;
+    progress.step = 0;
+    progress.epoch_loss_sum = progress.epoch_units = progress.epoch_correct = 0.0;
+    SetLr(decision.next_lr);
+  }
+  stop = decision.stop;
+  return SaveCheckpoint(/*step_file=*/true, /*best_file=*/decision.best);
+}
+
+absl::Status Trainer::State::SaveCheckpoint(bool step_file, bool best_file) {
+  if (config.run_dir.empty()) return absl::OkStatus();
+  // Collective: the carried state of all G columns is gathered on every rank.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  RETURN_IF_ERROR(common::GuardTorch("cannot gather the training state", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(tensors, task.GatherCarriedState(comm));
+    tensors.emplace_back(kRngStateTensor, at::detail::getDefaultCPUGenerator().get_state());
+    return absl::OkStatus();
+  }));
+  absl::Status saved;
+  if (comm.is_root()) {
+    progress.schedule_best_loss = schedule.best_loss();
+    CheckpointContents contents;
+    contents.meta = TrainingMeta(task, config, progress, comm.world_size());
+    contents.model = &task.model();
+    contents.optimizer = optimizer.get();
+    contents.tensors = std::move(tensors);
+    auto bytes = SerializeCheckpoint(contents);
+    saved = bytes.status();
+    if (saved.ok() && step_file) saved = checkpoints->SaveStepBytes(progress.global_step, *bytes);
+    if (saved.ok() && best_file) saved = checkpoints->SaveBestBytes(*bytes);
+  }
+  return BroadcastStatus(comm, saved);
+}
+
+absl::Status Trainer::State::Test() {
+  if (task.RestoreBestAtEnd() && !best_params.empty()) {
+    RETURN_IF_ERROR(common::GuardTorch("cannot restore the best parameters", [&] {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_params[i]);
+      return absl::OkStatus();
+    }));
+  }
+  TestRecord test;
+  if (comm.is_root() && config.evaluate_test && task.HasSplit(Split::kTest)) {
+    test.present = true;
+    auto figures = task.Evaluate(Split::kTest);
+    if (figures.ok()) test.figures = *figures; else test.error = std::string(figures.status().message());
+  }
+  RETURN_IF_ERROR(BroadcastRecord(comm, test));
+  if (!test.error.empty()) return absl::InternalError(absl::StrCat("test evaluation failed: ", test.error));
+  if (!test.present) return absl::OkStatus();
+  result.test = test.figures;
+  std::string figures;
+  for (const auto& [name, value] : test.figures) absl::StrAppendFormat(&figures, " %s %.4f |", name, value);
+  common::Log0(absl::StrFormat("| end of training |%s", figures));
+  nlohmann::json record = {{"type", "test"}, {"best_epoch", progress.best_epoch}};
+  for (const auto& [name, value] : test.figures) record[name] = value;
+  metrics.Write(record);
+  return absl::OkStatus();
+}
+
+}  // namespace distrnn::train
