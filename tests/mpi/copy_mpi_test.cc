@@ -1,8 +1,9 @@
-// Data-parallel copy-task training under mpiexec -n 2 and -n 3: the same per-step losses
-// and parameters as one process with the same global batch (DESIGN.md invariant 1),
-// identical replicas (invariant 2), and rank 0's evaluation received by every rank
-// (invariant 3).
+// Data-parallel copy-task training (the one Trainer with a CopyTrainTask) under mpiexec
+// -n 2 and -n 3: the same per-step losses and parameters as one process with the same
+// global batch (DESIGN.md invariant 1), with and without dropout, identical replicas
+// (invariant 2), and rank 0's evaluation received by every rank (invariant 3).
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -14,12 +15,16 @@
 #include "model/language_model.h"
 #include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
-#include "train/copy_trainer.h"
+#include "train/copy_train_task.h"
+#include "train/trainer.h"
 
 namespace distrnn::train {
 namespace {
 
-model::LanguageModelConfig CopyModelConfig(model::CellType cell) {
+constexpr int64_t kGlobalBatch = 12;  // 6 / 4 per rank on 2 / 3 ranks
+constexpr int64_t kSteps = 24;        // 3 epochs of 8
+
+model::LanguageModelConfig CopyModelConfig(model::CellType cell, double dropout) {
   model::LanguageModelConfig c;
   c.vocab_size = data::kCopyVocabSize;
   c.embedding_size = 10;
@@ -27,76 +32,129 @@ model::LanguageModelConfig CopyModelConfig(model::CellType cell) {
   c.stack.input_size = 10;
   c.stack.hidden_size = 12;
   c.stack.num_layers = 2;
+  c.stack.dropout = dropout;
+  c.dropout = dropout;
   c.init_scale = 0.3;
   return c;
 }
 
-CopyTrainConfig CopyConfig() {
-  CopyTrainConfig c;
+CopyTaskConfig TaskConfig() {
+  CopyTaskConfig c;
   c.train_spec = {4, 1, 3};
   c.test_spec = {7, 1, 7};
   c.seed = 21;
-  c.train_samples = 50;   // not a multiple of the batch: global batches wrap around
+  c.train_samples = 50;  // not a multiple of the batch: global batches wrap around
   c.eval_samples = 40;
-  c.batch_size = 6;       // global: 3 per rank on 2 ranks, 2 per rank on 3
+  c.batch_size = kGlobalBatch;
   c.eval_batch_size = 16;
   c.steps_per_epoch = 8;
-  c.max_epochs = 3;       // 24 steps
-  c.lr = 0.01;
-  c.clip_value = 0.05;    // both clips active
+  return c;
+}
+
+TrainerConfig CopyTrainerConfig() {
+  TrainerConfig c;
+  c.batch_size = kGlobalBatch;
+  c.max_epochs = 3;
+  c.optimizer = OptimizerKind::kAdam;
+  c.lr = {LrScheduleKind::kConstant, 0.01, 1.0, 0};
+  c.clip_value = 0.05;  // both clips active
   c.clip_norm = 0.5;
-  c.run_dir = "";
+  c.log_every = 1000;
+  c.warmup_steps = 0;
   c.check_replicas_every = 4;
   c.bucket_bytes = 2048;  // several buckets
   return c;
 }
 
-void ExpectMatchesOneProcess(model::CellType cell) {
+struct CopyRun {
+  model::LanguageModel model{nullptr};
+  absl::StatusOr<TrainResult> result = absl::UnknownError("not run");
+  std::vector<at::Tensor> parameters() const { return model->parameters(); }
+};
+
+// Collective on `comm`.
+CopyRun TrainCopy(comm::Communicator& comm, uint64_t init_seed, model::CellType cell, double dropout,
+                  const TrainerConfig& config) {
+  CopyRun run;
+  torch::manual_seed(init_seed);
+  run.model = model::LanguageModel(CopyModelConfig(cell, dropout));
+  auto task = CopyTrainTask::Create(run.model, TaskConfig(),
+                                    Shard{comm.rank(), comm.world_size(), config.micro_batches},
+                                    {{"task", "test_copy"}});
+  if (!task.ok()) {
+    run.result = task.status();
+    return run;
+  }
+  Trainer trainer(comm, **task, config);
+  run.result = trainer.Run();
+  return run;
+}
+
+void ExpectMatchesOneProcess(model::CellType cell, double dropout) {
   comm::Communicator& world = testing::WorldComm();
+  const TrainerConfig config = CopyTrainerConfig();
   // Every rank seeds differently: only the broadcast of rank 0's parameters makes them equal.
-  torch::manual_seed(200 + world.rank());
-  model::LanguageModel distributed(CopyModelConfig(cell));
-  CopyTrainer trainer(world, distributed, CopyConfig(), {});
-  auto result = trainer.Run();
-
-  // The reference: one process, global batch 6, initialised like rank 0.
-  torch::manual_seed(200);
-  model::LanguageModel reference(CopyModelConfig(cell));
+  CopyRun distributed = TrainCopy(world, 200 + world.rank(), cell, dropout, config);
+  auto agree = comm::ReplicasAgree(world, distributed.parameters());
+  const double valid_loss = distributed.result.ok() && distributed.result->last_valid.count("valid_loss")
+                                ? distributed.result->last_valid.at("valid_loss")
+                                : std::nan("");
+  auto same_valid = testing::SameOnEveryRank(world, valid_loss);
+  // The reference: one process, global batch G, initialised like rank 0.
   comm::LocalCommunicator local;
-  CopyTrainer reference_trainer(local, reference, CopyConfig(), {});
-  auto expected = reference_trainer.Run();
+  CopyRun reference = TrainCopy(local, 200, cell, dropout, config);
 
-  auto agree = comm::ReplicasAgree(world, distributed->parameters());  // collective: before any assert
-  ASSERT_TRUE(result.ok()) << result.status();
-  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
+  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
   ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree);
+  EXPECT_TRUE(*agree) << "replicas differ";
+  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
+  EXPECT_TRUE(*same_valid) << "rank 0's evaluation did not reach every rank";
 
-  testing::ExpectSameSteps(result->step_losses, expected->step_losses, 24, "loss");
-  testing::ExpectSameParameters(distributed->parameters(), reference->parameters());
-  // Rank 0's evaluation, as every rank received it.
-  EXPECT_NEAR(result->train_length.loss, expected->train_length.loss, 1e-4 * expected->train_length.loss);
-  EXPECT_NEAR(result->test_length.loss, expected->test_length.loss, 1e-4 * expected->test_length.loss);
-  EXPECT_NEAR(result->train_length.step_accuracy, expected->train_length.step_accuracy, 1e-12);
-  EXPECT_NEAR(result->test_length.step_accuracy, expected->test_length.step_accuracy, 1e-12);
+  testing::ExpectSameSteps(distributed.result->step_losses, reference.result->step_losses, kSteps, "loss");
+  testing::ExpectSameSteps(distributed.result->step_grad_norms, reference.result->step_grad_norms, kSteps,
+                           "grad norm");
+  testing::ExpectSameParameters(distributed.parameters(), reference.parameters());
+  // Rank 0's evaluation at both lengths (loss, step/copy/sequence accuracy), as every rank received it.
+  testing::ExpectSameFigures(distributed.result->last_valid, reference.result->last_valid, "last valid");
+  EXPECT_TRUE(distributed.result->last_valid.count("test_length_loss"));
+  // The model learned something: the loss fell.
+  EXPECT_LT(reference.result->step_losses.back(), reference.result->step_losses.front());
 }
 
-TEST(CopyTrainingMpi, LstmMatchesOneProcessWithTheSameGlobalBatch) { ExpectMatchesOneProcess(model::CellType::kLstm); }
-
-TEST(CopyTrainingMpi, MlstmMatchesOneProcessWithTheSameGlobalBatch) {
-  ExpectMatchesOneProcess(model::CellType::kMlstm);
+TEST(CopyTrainingMpi, LstmMatchesOneProcessWithTheSameGlobalBatch) {
+  ExpectMatchesOneProcess(model::CellType::kLstm, 0.0);
 }
 
-// A global batch the ranks cannot split evenly is refused on every rank alike (no hang).
+TEST(CopyTrainingMpi, LstmWithDropoutMatchesOneProcess) { ExpectMatchesOneProcess(model::CellType::kLstm, 0.25); }
+
+TEST(CopyTrainingMpi, MlstmWithDropoutMatchesOneProcess) { ExpectMatchesOneProcess(model::CellType::kMlstm, 0.25); }
+
+// A global batch the ranks cannot split evenly is refused on every rank alike (no hang):
+// by the task, and by the Trainer before its first collective.
 TEST(CopyTrainingMpi, RefusesAnIndivisibleGlobalBatch) {
   comm::Communicator& world = testing::WorldComm();
   torch::manual_seed(1);
-  model::LanguageModel model(CopyModelConfig(model::CellType::kGru));
-  CopyTrainConfig config = CopyConfig();
-  config.batch_size = 7;
-  CopyTrainer trainer(world, model, config, {});
-  auto result = trainer.Run();
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  model::LanguageModel model(CopyModelConfig(model::CellType::kGru, 0.0));
+  const Shard shard{world.rank(), world.world_size(), 1};
+  CopyTaskConfig indivisible = TaskConfig();
+  indivisible.batch_size = 7;
+  auto refused = CopyTrainTask::Create(model, indivisible, shard, {{"task", "test_copy"}});
+
+  auto task = CopyTrainTask::Create(model, TaskConfig(), shard, {{"task", "test_copy"}});
+  absl::StatusOr<TrainResult> result = absl::UnknownError("no task");
+  if (task.ok()) {
+    TrainerConfig config = CopyTrainerConfig();
+    config.batch_size = 7;
+    Trainer trainer(world, **task, config);
+    result = trainer.Run();
+  }
+  const absl::Status after = world.Barrier();  // every rank got here: nobody waits in the Trainer
+
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  ASSERT_TRUE(task.ok()) << task.status();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_TRUE(after.ok()) << after;
 }
 
 }  // namespace

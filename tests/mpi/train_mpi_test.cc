@@ -1,24 +1,41 @@
-// Data-parallel LM training under mpiexec -n 2 and -n 3: the same parameters as one
-// process with the same global batch (DESIGN.md invariant 1), identical replicas
-// (invariant 2), and rank 0's decisions followed by every rank (invariant 3).
+// Data-parallel LM training (the one Trainer with an LmTrainTask) under mpiexec -n 2 and
+// -n 3, against one process (comm::LocalCommunicator) with the same global batch G = 12:
+//  - the same per-step losses and parameters (DESIGN.md invariant 1), with dropout > 0
+//    (masks keyed by global step and global column, model/column_dropout.h) and without;
+//  - identical replicas (invariant 2);
+//  - any factorisation of G into ranks x micro-batches gives the same parameters;
+//  - rank 0's decisions (plateau lr, best epoch) reach every rank (invariant 3);
+//  - a run stopped after k steps and resumed (same world size, 1 -> N ranks, N -> 1)
+//    continues the uninterrupted run (invariant 4).
+// Every rank seeds its model differently: only rank 0's broadcast makes the replicas equal.
+// Every collective (training, ReplicasAgree, SameOnEveryRank) runs on every rank before
+// any assertion.
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "comm/local_communicator.h"
 #include "comm/parameter_sync.h"
 #include "model/language_model.h"
 #include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
-#include "train/lm_trainer.h"
+#include "train/lm_train_task.h"
+#include "train/trainer.h"
 
 namespace distrnn::train {
 namespace {
 
 constexpr int64_t kVocab = 17;
+constexpr int64_t kGlobalBatch = 12;  // 6 / 4 columns per rank on 2 / 3 ranks
+constexpr int64_t kNumSteps = 5;
+constexpr int64_t kStepsPerEpoch = 8;
+constexpr uint64_t kDropoutSeed = 7;
 
 std::vector<int64_t> PseudoRandomTokens(int64_t n, uint64_t seed) {
   std::vector<int64_t> tokens(n);
@@ -34,7 +51,19 @@ std::vector<int64_t> PseudoRandomTokens(int64_t n, uint64_t seed) {
   return tokens;
 }
 
-model::LanguageModelConfig ModelConfig() {
+// G columns of kStepsPerEpoch * T + 1 tokens (plus a dropped tail): kStepsPerEpoch windows.
+const std::vector<int64_t>& TrainTokens() {
+  static const std::vector<int64_t> tokens =
+      PseudoRandomTokens(kGlobalBatch * (kStepsPerEpoch * kNumSteps + 1) + 7, 1);
+  return tokens;
+}
+const std::vector<int64_t>& ValidTokens() {
+  static const std::vector<int64_t> tokens = PseudoRandomTokens(240, 2);
+  return tokens;
+}
+
+// 2-layer LSTM; dropout on the embedding, between the layers and on the output.
+model::LanguageModelConfig ModelConfig(double dropout) {
   model::LanguageModelConfig c;
   c.vocab_size = kVocab;
   c.embedding_size = 12;
@@ -42,71 +71,294 @@ model::LanguageModelConfig ModelConfig() {
   c.stack.input_size = 12;
   c.stack.hidden_size = 12;
   c.stack.num_layers = 2;
+  c.stack.dropout = dropout;
+  c.dropout = dropout;
   c.init_scale = 0.1;
   return c;
 }
 
-LmTrainConfig TrainConfig() {
-  LmTrainConfig c;
-  c.batch_size = 6;  // global: 3 per rank on 2 ranks, 2 per rank on 3
-  c.num_steps = 5;
-  c.eval_batch_size = 2;
-  c.max_epochs = 1;
+// 20 steps: epochs 1 and 2 (lr 1, then 0.5: the schedule crosses epoch ends) and 4 steps of 3.
+TrainerConfig BaseConfig() {
+  TrainerConfig c;
+  c.batch_size = kGlobalBatch;
+  c.micro_batches = 1;
+  c.max_epochs = 3;
   c.max_steps = 20;
-  c.lr = {LrScheduleKind::kZaremba, 1.0, 0.5, 4};
+  c.optimizer = OptimizerKind::kSgd;
+  c.lr = {LrScheduleKind::kZaremba, 1.0, 0.5, 1};
   c.clip_norm = 5.0;
-  c.run_dir = "";
+  c.log_every = 1000;
+  c.warmup_steps = 0;
   c.evaluate_test = false;
   c.check_replicas_every = 5;
   c.bucket_bytes = 4096;  // several buckets
   return c;
 }
 
-TEST(LmTrainingMpi, MatchesOneProcessWithTheSameGlobalBatch) {
+struct LmRun {
+  model::LanguageModel model{nullptr};
+  absl::StatusOr<TrainResult> result = absl::UnknownError("not run");
+  std::vector<at::Tensor> parameters() const { return model->parameters(); }
+};
+
+// Collective on `comm`: builds the model from `init_seed` and this rank's task (valid
+// data on rank 0 only), then trains.
+LmRun TrainLm(comm::Communicator& comm, uint64_t init_seed, double dropout, const TrainerConfig& config,
+              uint64_t dropout_seed = kDropoutSeed) {
+  LmRun run;
+  torch::manual_seed(init_seed);
+  run.model = model::LanguageModel(ModelConfig(dropout));
+  LmTaskConfig task_config;
+  task_config.batch_size = config.batch_size;
+  task_config.num_steps = kNumSteps;
+  task_config.eval_batch_size = 4;
+  task_config.seed = dropout_seed;
+  const LmSplits splits{&TrainTokens(), comm.is_root() ? &ValidTokens() : nullptr, nullptr};
+  auto task = LmTrainTask::Create(run.model, task_config, splits,
+                                  Shard{comm.rank(), comm.world_size(), config.micro_batches},
+                                  {{"task", "test_lm"}, {"dropout", dropout}});
+  if (!task.ok()) {
+    run.result = task.status();
+    return run;
+  }
+  Trainer trainer(comm, **task, config);
+  run.result = trainer.Run();
+  return run;
+}
+
+double ValidLoss(const LmRun& run) {
+  if (!run.result.ok() || !run.result->last_valid.count("valid_loss")) return std::nan("");
+  return run.result->last_valid.at("valid_loss");
+}
+
+void ExpectMatchesOneProcess(double dropout) {
   comm::Communicator& world = testing::WorldComm();
-  const std::vector<int64_t> train = PseudoRandomTokens(3000, 1), valid = PseudoRandomTokens(300, 2);
-
-  // Every rank seeds differently: only the broadcast of rank 0's parameters makes them equal.
-  torch::manual_seed(100 + world.rank());
-  model::LanguageModel distributed(ModelConfig());
-  LmTrainer trainer(world, distributed, TrainConfig(), {&train, world.rank() == 0 ? &valid : nullptr, nullptr}, {});
-  auto result = trainer.Run();
-
-  // The reference: one process, global batch 6, initialised like rank 0.
-  torch::manual_seed(100);
-  model::LanguageModel reference(ModelConfig());
+  const TrainerConfig config = BaseConfig();
+  LmRun distributed = TrainLm(world, 100 + world.rank(), dropout, config);
+  auto agree = comm::ReplicasAgree(world, distributed.parameters());
+  auto same_valid = testing::SameOnEveryRank(world, ValidLoss(distributed));
+  // The reference: one process, global batch G, initialised like rank 0.
   comm::LocalCommunicator local;
-  LmTrainer reference_trainer(local, reference, TrainConfig(), {&train, &valid, nullptr}, {});
-  auto expected = reference_trainer.Run();
+  LmRun reference = TrainLm(local, 100, dropout, config);
 
-  auto agree = comm::ReplicasAgree(world, distributed->parameters());  // collective: before any assert
-  ASSERT_TRUE(result.ok()) << result.status();
-  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
+  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
   ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree);
+  EXPECT_TRUE(*agree) << "replicas differ";
+  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
+  EXPECT_TRUE(*same_valid) << "rank 0's evaluation did not reach every rank";
 
-  testing::ExpectSameSteps(result->step_losses, expected->step_losses, 20, "loss");
-  testing::ExpectSameParameters(distributed->parameters(), reference->parameters());
-  EXPECT_NEAR(result->last_valid_ppl, expected->last_valid_ppl, 1e-4 * expected->last_valid_ppl);
+  EXPECT_EQ(distributed.result->steps, 20);
+  testing::ExpectSameSteps(distributed.result->step_losses, reference.result->step_losses, 20, "loss");
+  testing::ExpectSameSteps(distributed.result->step_grad_norms, reference.result->step_grad_norms, 20, "grad norm");
+  testing::ExpectSameParameters(distributed.parameters(), reference.parameters());
+  testing::ExpectSameFigures(distributed.result->last_valid, reference.result->last_valid, "last valid");
+  EXPECT_EQ(distributed.result->epoch_lrs, (std::vector<double>{1.0, 0.5, 0.25}));
+  EXPECT_EQ(reference.result->epoch_lrs, (std::vector<double>{1.0, 0.5, 0.25}));
+}
+
+TEST(LmTrainingMpi, MatchesOneProcessWithDropout) {
+  ExpectMatchesOneProcess(0.3);
+
+  // Not vacuous: other masks (another dropout seed) move the parameters of one step far
+  // beyond the 1e-5 tolerance, so ranks drawing masks of their own would fail above.
+  comm::LocalCommunicator local;
+  TrainerConfig one_step = BaseConfig();
+  one_step.max_steps = 1;
+  LmRun these = TrainLm(local, 100, 0.3, one_step), others = TrainLm(local, 100, 0.3, one_step, kDropoutSeed + 1);
+  ASSERT_TRUE(these.result.ok()) << these.result.status();
+  ASSERT_TRUE(others.result.ok()) << others.result.status();
+  const std::vector<at::Tensor> a = these.parameters(), b = others.parameters();
+  ASSERT_EQ(a.size(), b.size());
+  double largest = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) largest = std::max(largest, (a[i] - b[i]).abs().max().item<double>());
+  EXPECT_GT(largest, 1e-3);
+}
+
+TEST(LmTrainingMpi, MatchesOneProcessWithoutDropout) { ExpectMatchesOneProcess(0.0); }
+
+// G = 12 as W ranks x 2 micro-batches, 1 process x 1, 1 process x 2W: every step sees
+// the same columns (shard r*k + m of W*k), so the parameters agree (the "1x4, 2x2, 4x1"
+// requirement for any world size). With dropout: the masks follow the global column.
+TEST(LmTrainingMpi, GradientAccumulationAgreesAcrossFactorisations) {
+  comm::Communicator& world = testing::WorldComm();
+  TrainerConfig config = BaseConfig();
+  config.max_steps = 12;
+  TrainerConfig accumulate = config;
+  accumulate.micro_batches = 2;
+  LmRun distributed = TrainLm(world, 300 + world.rank(), 0.3, accumulate);
+  auto agree = comm::ReplicasAgree(world, distributed.parameters());
+
+  comm::LocalCommunicator local;
+  LmRun whole = TrainLm(local, 300, 0.3, config);
+  TrainerConfig split = config;
+  split.micro_batches = 2 * world.world_size();
+  LmRun many = TrainLm(local, 300, 0.3, split);
+
+  ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
+  ASSERT_TRUE(whole.result.ok()) << whole.result.status();
+  ASSERT_TRUE(many.result.ok()) << many.result.status();
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ";
+  const std::string w = std::to_string(world.world_size()), k = std::to_string(2 * world.world_size());
+  testing::ExpectSameSteps(distributed.result->step_losses, whole.result->step_losses, 12, w + "x2 vs 1x1 loss");
+  testing::ExpectSameSteps(many.result->step_losses, whole.result->step_losses, 12, "1x" + k + " vs 1x1 loss");
+  testing::ExpectSameSteps(distributed.result->step_grad_norms, whole.result->step_grad_norms, 12,
+                           w + "x2 vs 1x1 grad norm");
+  testing::ExpectSameParameters(distributed.parameters(), whole.parameters(), w + "x2 vs 1x1");
+  testing::ExpectSameParameters(many.parameters(), whole.parameters(), "1x" + k + " vs 1x1");
 }
 
 // Only rank 0 has the validation data; the plateau schedule's decisions drawn from its
 // evaluation must still be what every rank uses. With lr 1e-30 the parameters do not
-// change, so the validation loss never improves after epoch 1: decay at epochs 3 and 4.
+// change, so the validation loss never improves after epoch 1: decay after epochs 2 and 3.
 TEST(LmTrainingMpi, RankZeroDecisionsReachEveryRank) {
   comm::Communicator& world = testing::WorldComm();
-  const std::vector<int64_t> train = PseudoRandomTokens(600, 3), valid = PseudoRandomTokens(200, 4);
-  torch::manual_seed(5);
-  model::LanguageModel model(ModelConfig());
-  LmTrainConfig config = TrainConfig();
+  TrainerConfig config = BaseConfig();
   config.max_steps = 0;
   config.max_epochs = 4;
   config.lr = {LrScheduleKind::kPlateau, 1e-30, 0.5, 0};
-  LmTrainer trainer(world, model, config, {&train, world.rank() == 0 ? &valid : nullptr, nullptr}, {});
-  auto result = trainer.Run();
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->epoch_lrs, (std::vector<double>{1e-30, 1e-30, 0.5e-30, 0.25e-30}));
-  EXPECT_GT(result->last_valid_ppl, 1.0);  // rank 0's figure, received by all
+  LmRun run = TrainLm(world, 5 + world.rank(), 0.3, config);
+  auto same_valid = testing::SameOnEveryRank(world, ValidLoss(run));
+  auto same_best = testing::SameOnEveryRank(
+      world, run.result.ok() && run.result->best_valid.count("valid_loss") ? run.result->best_valid.at("valid_loss")
+                                                                          : std::nan(""));
+
+  ASSERT_TRUE(run.result.ok()) << run.result.status();
+  EXPECT_EQ(run.result->epochs, 4);
+  EXPECT_EQ(run.result->steps, 4 * kStepsPerEpoch);
+  EXPECT_EQ(run.result->epoch_lrs, (std::vector<double>{1e-30, 1e-30, 0.5e-30, 0.25e-30}));
+  EXPECT_EQ(run.result->best_epoch, 1);
+  EXPECT_GT(ValidLoss(run), 0.0);  // rank 0's figure, received by all
+  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
+  EXPECT_TRUE(*same_valid);
+  ASSERT_TRUE(same_best.ok()) << same_best.status();
+  EXPECT_TRUE(*same_best);
+}
+
+// --- Resume (DESIGN.md invariant 4) ---------------------------------------------------
+//
+// Leg 1 trains kFirstLeg steps (mid-epoch 1: the LM's carried hidden state is in the
+// checkpoint) and stops; leg 2 resumes and trains to kTotal steps (past the end of epoch
+// 1: its lr decision happens after the resume). Both are compared with one process
+// trained to kTotal steps without interruption.
+constexpr int64_t kFirstLeg = 5;
+constexpr int64_t kTotal = 13;
+
+TrainerConfig LegConfig(const std::string& run_dir, int64_t max_steps, const std::string& resume) {
+  TrainerConfig c = BaseConfig();
+  c.run_dir = run_dir;
+  c.max_steps = max_steps;
+  c.checkpoint_every_steps = kFirstLeg;
+  c.resume = resume;
+  return c;
+}
+
+const LmRun& UninterruptedReference() {
+  static LmRun* reference = [] {
+    comm::LocalCommunicator local;
+    return new LmRun(TrainLm(local, 400, 0.3, LegConfig("", kTotal, "none")));
+  }();
+  return *reference;
+}
+
+// Leg 1 ran `steps` steps like the reference, and `latest` names `latest_file`.
+void ExpectFirstLeg(const LmRun& first, int64_t steps, const std::string& latest, const std::string& latest_file,
+                    const std::string& where) {
+  const LmRun& reference = UninterruptedReference();
+  ASSERT_TRUE(first.result.ok()) << where << ": " << first.result.status();
+  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
+  EXPECT_EQ(first.result->steps, steps) << where;
+  EXPECT_EQ(first.result->resumed_from, "") << where;
+  ASSERT_EQ(reference.result->step_losses.size(), static_cast<size_t>(kTotal));
+  const std::vector<double> head(reference.result->step_losses.begin(),
+                                 reference.result->step_losses.begin() + steps);
+  testing::ExpectSameSteps(first.result->step_losses, head, steps, where + " leg 1 loss");
+  EXPECT_TRUE(absl::EndsWith(latest, "/" + latest_file)) << where << ": latest is " << latest;
+}
+
+void ExpectContinues(const LmRun& second, const std::string& where) {
+  const LmRun& reference = UninterruptedReference();
+  ASSERT_TRUE(second.result.ok()) << where << ": " << second.result.status();
+  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
+  ASSERT_EQ(reference.result->step_losses.size(), static_cast<size_t>(kTotal));
+  EXPECT_TRUE(absl::EndsWith(second.result->resumed_from, "checkpoint-000000005.pt"))
+      << where << ": resumed from '" << second.result->resumed_from << "'";
+  EXPECT_EQ(second.result->steps, kTotal) << where;
+  EXPECT_EQ(second.result->epochs, 1) << where;
+  EXPECT_EQ(second.result->epoch_lrs, (std::vector<double>{1.0, 0.5})) << where;
+  const std::vector<double> tail(reference.result->step_losses.begin() + kFirstLeg,
+                                 reference.result->step_losses.end());
+  testing::ExpectSameSteps(second.result->step_losses, tail, kTotal - kFirstLeg, where + " leg 2 loss");
+  testing::ExpectSameParameters(second.parameters(), reference.parameters(), where);
+}
+
+// The checkpoint `latest` names, as rank 0 sees it, on every rank (collective).
+std::string LatestCheckpoint(comm::Communicator& world, const std::string& run_dir) {
+  std::string path;
+  if (world.is_root()) {
+    auto resolved = Trainer::ResolveResume(LegConfig(run_dir, 0, "auto"));
+    path = resolved.ok() ? *resolved : std::string("error: ") + std::string(resolved.status().message());
+  }
+  if (!comm::BroadcastString(world, path, 0).ok()) path = "error: broadcast failed";
+  return path;
+}
+
+TEST(LmResumeMpi, ContinuesOnTheSameWorldSize) {
+  comm::Communicator& world = testing::WorldComm();
+  testing::SharedRunDir dir(world);
+  ASSERT_TRUE(dir.status().ok()) << dir.status();  // the same on every rank (broadcast)
+  LmRun first = TrainLm(world, 400 + world.rank(), 0.3, LegConfig(dir.path(), kFirstLeg, "auto"));
+  const std::string resolved = LatestCheckpoint(world, dir.path());
+  // A fresh model seeded differently: everything must come from the checkpoint.
+  LmRun second = TrainLm(world, 900 + world.rank(), 0.3, LegConfig(dir.path(), kTotal, "auto"));
+  auto agree = comm::ReplicasAgree(world, second.parameters());
+  UninterruptedReference();
+
+  ExpectFirstLeg(first, kFirstLeg, resolved, "checkpoint-000000005.pt", "W ranks");
+  ExpectContinues(second, "W -> W ranks");
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ after the resume";
+}
+
+TEST(LmResumeMpi, ContinuesOnMoreRanksThanItStartedOn) {
+  comm::Communicator& world = testing::WorldComm();
+  testing::SharedRunDir dir(world);
+  ASSERT_TRUE(dir.status().ok()) << dir.status();
+  // Leg 1: one process, on rank 0 alone (the others wait in leg 2's first collective).
+  LmRun first;
+  if (world.is_root()) {
+    comm::LocalCommunicator local;
+    first = TrainLm(local, 400, 0.3, LegConfig(dir.path(), kFirstLeg, "auto"));
+  }
+  const std::string resolved = LatestCheckpoint(world, dir.path());
+  LmRun second = TrainLm(world, 900 + world.rank(), 0.3, LegConfig(dir.path(), kTotal, "auto"));
+  auto agree = comm::ReplicasAgree(world, second.parameters());
+  UninterruptedReference();
+
+  if (world.is_root()) ExpectFirstLeg(first, kFirstLeg, resolved, "checkpoint-000000005.pt", "1 rank");
+  ExpectContinues(second, "1 -> W ranks");
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ after the resume";
+}
+
+// Leg 1 runs 2 steps past its periodic checkpoint at kFirstLeg (written inside the
+// epoch loop, not at the step limit); leg 2 continues from that one, as after a crash.
+TEST(LmResumeMpi, ContinuesOnOneProcessFromManyRanks) {
+  comm::Communicator& world = testing::WorldComm();
+  testing::SharedRunDir dir(world);
+  ASSERT_TRUE(dir.status().ok()) << dir.status();
+  LmRun first = TrainLm(world, 400 + world.rank(), 0.3, LegConfig(dir.path(), kFirstLeg + 2, "auto"));
+  const std::string latest = LatestCheckpoint(world, dir.path());
+  // Leg 2: every rank alone continues from the W-rank checkpoint (no run dir: nobody
+  // writes while the others read).
+  comm::LocalCommunicator local;
+  LmRun second = TrainLm(local, 900 + world.rank(), 0.3,
+                         LegConfig("", kTotal, dir.path() + "/checkpoint-000000005.pt"));
+  UninterruptedReference();
+
+  ExpectFirstLeg(first, kFirstLeg + 2, latest, "checkpoint-000000007.pt", "W ranks");
+  ExpectContinues(second, "W ranks -> 1");
 }
 
 }  // namespace
