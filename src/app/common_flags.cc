@@ -99,4 +99,18 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags() {
   return stack;
 }
 
+absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const std::string& what) {
+  model::LanguageModelConfig lm;
+  ASSIGN_OR_RETURN(lm.stack, StackConfigFromFlags());
+  if (lm.stack.bidirectional) {
+    return absl::InvalidArgumentError(absl::StrCat("--bidirectional is for classification; ", what,
+                                                   " reads left to right"));
+  }
+  lm.embedding_size = lm.stack.input_size;
+  lm.dropout = absl::GetFlag(FLAGS_dropout);
+  lm.init_scale = absl::GetFlag(FLAGS_init_scale);
+  lm.vocab_size = 1;
+  return lm;
+}
+
 }  // namespace distrnn::app

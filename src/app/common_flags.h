@@ -59,6 +59,11 @@ absl::StatusOr<RunOptions> RunOptionsFromFlags();
 // --embedding_size (or hidden size when 0).
 absl::StatusOr<model::StackConfig> StackConfigFromFlags();
 
+// A left-to-right sequence model's config (LM, copy task) from the shared flags;
+// vocab_size is 1 until the data is read. `what` names the task in the error for
+// --bidirectional.
+absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const std::string& what);
+
 // Checks of flags every task shares (positive sizes, ranges).
 absl::Status ValidateCommonFlags();
 

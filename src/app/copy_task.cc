@@ -95,15 +95,8 @@ absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareCopyTask(const RunOptions& 
   auto prepared = std::make_unique<PreparedCopyTask>();
   prepared->run = run;
   model::LanguageModelConfig& lm = prepared->lm;
-  ASSIGN_OR_RETURN(lm.stack, StackConfigFromFlags());
-  if (lm.stack.bidirectional) {
-    return absl::InvalidArgumentError("--bidirectional is for classification; the copy task reads left to right");
-  }
+  ASSIGN_OR_RETURN(lm, LanguageModelConfigFromFlags("the copy task"));
   lm.vocab_size = data::kCopyVocabSize;
-  lm.embedding_size = lm.stack.input_size;
-  lm.dropout = absl::GetFlag(FLAGS_dropout);
-  lm.init_scale = absl::GetFlag(FLAGS_init_scale);
-  lm.tie_weights = false;
   RETURN_IF_ERROR(lm.Validate());
 
   train::CopyTaskConfig& t = prepared->task;

@@ -148,16 +148,9 @@ absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareLmTask(const RunOptions& ru
   auto prepared = std::make_unique<PreparedLmTask>();
   prepared->run = run;
   model::LanguageModelConfig& lm = prepared->lm;
-  ASSIGN_OR_RETURN(lm.stack, StackConfigFromFlags());
-  if (lm.stack.bidirectional) {
-    return absl::InvalidArgumentError("--bidirectional is for classification; a language model reads left to right");
-  }
-  lm.embedding_size = lm.stack.input_size;
-  lm.dropout = absl::GetFlag(FLAGS_dropout);
-  lm.init_scale = absl::GetFlag(FLAGS_init_scale);
+  ASSIGN_OR_RETURN(lm, LanguageModelConfigFromFlags("a language model"));
   lm.tie_weights = absl::GetFlag(FLAGS_tie_weights);
-  lm.vocab_size = 1;  // until the data is read; validated again then
-  RETURN_IF_ERROR(lm.Validate());
+  RETURN_IF_ERROR(lm.Validate());  // again once the vocabulary is known
 
   train::LmTaskConfig& t = prepared->task;
   t.batch_size = absl::GetFlag(FLAGS_batch_size);

@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<ClassificationTrainTask>> ClassificationTrainTask
   std::unique_ptr<ClassificationTrainTask> task(
       new ClassificationTrainTask(std::move(model), config, splits, shard, std::move(meta)));
   task->batcher_.emplace(std::move(batcher));
+  task->batcher_->StartEpoch(1);  // StepsPerEpoch() is known from the start
   return task;
 }
 

@@ -56,6 +56,7 @@ class ClassificationTrainTask : public TrainTask {
   torch::nn::Module& model() override { return *model_; }
   nlohmann::json Meta() const override { return meta_; }
   TaskReport report() const override { return {"ex", false}; }
+  int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return batcher_->num_batches(); }
   absl::Status StartEpoch(int64_t epoch, int64_t first_step) override;
   absl::StatusOr<MicroBatchLoss> Forward(int64_t step, int64_t global_step, int micro) override;

@@ -59,6 +59,7 @@ class CopyTrainTask : public TrainTask {
   torch::nn::Module& model() override { return *model_; }
   nlohmann::json Meta() const override { return meta_; }
   TaskReport report() const override { return {"tok", false}; }
+  int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return config_.EffectiveStepsPerEpoch(); }
   absl::Status StartEpoch(int64_t, int64_t) override { return absl::OkStatus(); }
   absl::StatusOr<MicroBatchLoss> Forward(int64_t step, int64_t global_step, int micro) override;

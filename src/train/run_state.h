@@ -28,8 +28,8 @@ struct RunProgress {
   double epoch_units = 0.0;
   double epoch_correct = 0.0;
 };
-void to_json(nlohmann::json& j, const RunProgress& p);
-void from_json(const nlohmann::json& j, RunProgress& p);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunProgress, epoch, step, global_step, lr, schedule_best_loss, best_epoch,
+                                   best_metric, best_valid, epoch_loss_sum, epoch_units, epoch_correct)
 
 struct EpochDecision {
   Evaluation valid;
@@ -38,8 +38,7 @@ struct EpochDecision {
   bool stop = false;
   std::string error;  // rank 0 failed to evaluate: every rank stops with this
 };
-void to_json(nlohmann::json& j, const EpochDecision& d);
-void from_json(const nlohmann::json& j, EpochDecision& d);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochDecision, valid, next_lr, best, stop, error)
 
 // Rank 0's test figures, as every rank receives them.
 struct TestRecord {
@@ -47,8 +46,7 @@ struct TestRecord {
   Evaluation figures;
   std::string error;
 };
-void to_json(nlohmann::json& j, const TestRecord& r);
-void from_json(const nlohmann::json& j, TestRecord& r);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TestRecord, present, figures, error)
 
 // Rank 0's `value` on every rank (one string broadcast of its JSON).
 template <typename T>

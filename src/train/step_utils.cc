@@ -29,7 +29,7 @@ at::Tensor SummedCrossEntropy(const at::Tensor& logits, const at::Tensor& target
 
 double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm) {
   if (clip_value > 0.0) torch::nn::utils::clip_grad_value_(params, clip_value);
-  return torch::nn::utils::clip_grad_norm_(params, clip_norm > 0.0 ? clip_norm : std::numeric_limits<double>::max());
+  return torch::nn::utils::clip_grad_norm_(params, clip_norm > 0.0 ? clip_norm : std::numeric_limits<double>::infinity());
 }
 
 void MaybeInjectFault(int rank, int fault_rank, int64_t fault_step, int64_t next_step) {

@@ -79,6 +79,8 @@ class TrainTask {
   virtual nlohmann::json Meta() const = 0;
   virtual TaskReport report() const { return {}; }
 
+  // The global batch G the task was built for (the Trainer checks its own against it).
+  virtual int64_t GlobalBatch() const = 0;
   // Global steps per epoch, the same on every rank.
   virtual int64_t StepsPerEpoch() const = 0;
   // Before step `first_step` of `epoch` (1-based): 0 for a new epoch, more when a resume

@@ -133,6 +133,10 @@ void Trainer::State::SetLr(double lr) {
 absl::Status Trainer::State::Setup() {
   RETURN_IF_ERROR(config.Validate());
   shard = {comm.rank(), comm.world_size(), config.micro_batches};
+  if (task.GlobalBatch() != config.batch_size) {
+    return absl::InvalidArgumentError(absl::StrCat("the task was built for global batch ", task.GlobalBatch(),
+                                                   " but the trainer has ", config.batch_size));
+  }
   if (config.batch_size % shard.count() != 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_size ", config.batch_size,
                                                    " (the global batch) is not divisible by world size x micro-batches ",

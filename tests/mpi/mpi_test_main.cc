@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new distrnn::testing::RankFailurePrinter(rank, size));
   }
-  RUN_ALL_TESTS();
+  (void)RUN_ALL_TESTS();
   const int failed_here = ::testing::UnitTest::GetInstance()->failed_test_count();
   absl::StatusOr<double> failed_anywhere =
       distrnn::comm::AllReduceScalar(*g_world, failed_here, distrnn::comm::ReduceOp::kSum);
