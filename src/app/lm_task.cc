@@ -21,6 +21,9 @@
 ABSL_FLAG(int32_t, num_steps, 20, "Truncated-BPTT window length.");
 ABSL_FLAG(std::string, loss_reduction, "sum_steps_mean_batch",
           "sum_steps_mean_batch (Zaremba: sum over steps, mean over the global batch) or mean_tokens.");
+ABSL_FLAG(bool, fused_loss, true,
+          "LM: compute the decoder and the cross entropy chunk by chunk (less memory, faster); false: "
+          "full logits, then cross entropy.");
 ABSL_FLAG(bool, tie_weights, false, "Share the embedding and decoder matrices (needs embedding == hidden).");
 ABSL_FLAG(std::string, text_file, "", "char_lm: UTF-8 text to model (default <data>/tinyshakespeare/input.txt).");
 ABSL_FLAG(double, valid_fraction, 0.1,
@@ -123,7 +126,8 @@ absl::StatusOr<std::unique_ptr<train::TrainTask>> PreparedLmTask::Build(comm::Co
                                         lm.tie_weights ? ", tied" : "", ", ", parameters, " parameters")});
   rows.push_back({"init / dropout", absl::StrCat(init_from.empty() ? absl::StrCat("uniform +-", lm.init_scale) : init_from,
                                                  " / ", lm.dropout)});
-  rows.push_back({"bptt / loss", absl::StrCat(task.num_steps, " / ", train::LossReductionName(task.loss_reduction))});
+  rows.push_back({"bptt / loss", absl::StrCat(task.num_steps, " / ", train::LossReductionName(task.loss_reduction),
+                                              task.fused_loss ? ", decoder and loss fused" : "")});
   const bool root = comm.is_root();
   train::LmSplits splits{&data_.train, root ? &data_.valid : nullptr,
                          root && !data_.test.empty() ? &data_.test : nullptr};
@@ -158,6 +162,7 @@ absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareLmTask(const RunOptions& ru
   t.eval_batch_size = absl::GetFlag(FLAGS_eval_batch_size);
   ASSIGN_OR_RETURN(t.loss_reduction, train::ParseLossReduction(absl::GetFlag(FLAGS_loss_reduction)));
   t.seed = run.seed;
+  t.fused_loss = absl::GetFlag(FLAGS_fused_loss);
   RETURN_IF_ERROR(t.Validate());
 
   prepared->text_file = absl::GetFlag(FLAGS_text_file);

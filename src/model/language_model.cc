@@ -2,6 +2,8 @@
 
 #include <torch/nn/init.h>
 
+#include "model/fused_linear_cross_entropy.h"
+
 namespace distrnn::model {
 
 LanguageModelImpl::LanguageModelImpl(const LanguageModelConfig& config) : config_(config) {
@@ -26,14 +28,31 @@ void LanguageModelImpl::SetDropoutKey(std::optional<DropoutKey> key) {
   stack_->SetDropoutKey(key);
 }
 
-std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::forward(const torch::Tensor& tokens,
-                                                                     const RecurrentState& state) {
+std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::ForwardFeatures(const torch::Tensor& tokens,
+                                                                             const RecurrentState& state) {
   const double p = config_.dropout;
   torch::Tensor x = SiteDropout(embedding_(tokens), p, is_training(), dropout_key_, kEmbeddingDropoutSite, 1);
   auto [output, next] = stack_(x, state);
   output = SiteDropout(output, p, is_training(), dropout_key_, kOutputDropoutSite, 1);
+  return {output, next};
+}
+
+std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::forward(const torch::Tensor& tokens,
+                                                                     const RecurrentState& state) {
+  auto [output, next] = ForwardFeatures(tokens, state);
   torch::Tensor logits = decoder_ ? decoder_(output) : torch::linear(output, embedding_->weight, tied_bias_);
   return {logits, next};
+}
+
+std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::SummedLoss(const torch::Tensor& tokens,
+                                                                        const torch::Tensor& targets,
+                                                                        const RecurrentState& state) {
+  auto [output, next] = ForwardFeatures(tokens, state);
+  const torch::Tensor& weight = decoder_ ? decoder_->weight : embedding_->weight;
+  const torch::Tensor& bias = decoder_ ? decoder_->bias : tied_bias_;
+  torch::Tensor loss = FusedLinearCrossEntropy(output.reshape({-1, output.size(-1)}), weight, bias,
+                                               targets.reshape({-1}).to(output.device()));
+  return {loss, next};
 }
 
 }  // namespace distrnn::model

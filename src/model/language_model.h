@@ -24,6 +24,14 @@ class LanguageModelImpl : public torch::nn::Module {
   explicit LanguageModelImpl(const LanguageModelConfig& config);
 
   std::tuple<torch::Tensor, RecurrentState> forward(const torch::Tensor& tokens, const RecurrentState& state = {});
+  // What forward() decodes: the stack's output after dropout [T, B, F], and the state.
+  std::tuple<torch::Tensor, RecurrentState> ForwardFeatures(const torch::Tensor& tokens,
+                                                            const RecurrentState& state = {});
+  // The cross entropy of `targets` [T, B] summed over every position, with the decoder
+  // and the loss fused chunk by chunk (fused_linear_cross_entropy.h): equal to summing
+  // the cross entropy of forward()'s logits, without the [T*B, V] logits.
+  std::tuple<torch::Tensor, RecurrentState> SummedLoss(const torch::Tensor& tokens, const torch::Tensor& targets,
+                                                       const RecurrentState& state = {});
   RecurrentState InitialState(int64_t batch, const torch::TensorOptions& options) const {
     return stack_->InitialState(batch, options);
   }

@@ -6,6 +6,7 @@
 #include <torch/nn/module.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/device.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "common/validation.h"
@@ -52,14 +53,17 @@ absl::StatusOr<NllSum> EvaluateLm(model::LanguageModel& model, const std::vector
     const bool was_training = model->is_training();
     model->eval();
     data::LmWindow window;
-    at::Tensor inputs, targets;
+    const c10::Device device = common::ModuleDevice(*model);
+    at::Tensor host_inputs, host_targets, inputs, targets;  // ids built on the host, used on the model's device
     model::RecurrentState state;
     for (int64_t i = 0; i < batcher.num_windows(); ++i) {
       batcher.FillWindow(i, window);
-      LoadIds(window.inputs, window.steps, window.batch, inputs);
-      LoadIds(window.targets, window.steps, window.batch, targets);
-      auto [logits, next] = model->forward(inputs, state);
-      sum.nll += SummedCrossEntropy(logits, targets).item<double>();
+      LoadIds(window.inputs, window.steps, window.batch, host_inputs);
+      LoadIds(window.targets, window.steps, window.batch, host_targets);
+      inputs = common::ToDevice(host_inputs, device);
+      targets = common::ToDevice(host_targets, device);
+      auto [nll, next] = model->SummedLoss(inputs, targets, state);  // no grad: no logits kept
+      sum.nll += nll.item<double>();
       sum.tokens += window.steps * window.batch;
       state = next;
     }
@@ -98,11 +102,20 @@ absl::StatusOr<MicroBatchLoss> LmTrainTask::Forward(int64_t step, int64_t global
   batcher.FillWindow(step, window_);
   LoadIds(window_.inputs, window_.steps, window_.batch, inputs_);
   LoadIds(window_.targets, window_.steps, window_.batch, targets_);
+  // Built on the host, used on the model's device (pinned, non-blocking copy on CUDA).
+  const c10::Device device = common::ModuleDevice(*model_);
+  const at::Tensor inputs = common::ToDevice(inputs_, device), targets = common::ToDevice(targets_, device);
   model_->SetDropoutKey(model::DropoutKey{config_.seed, global_step, batcher.columns().begin});
-  auto [logits, next] = model_->forward(inputs_, states_[micro].Detached());
-  states_[micro] = next.Detached();
   MicroBatchLoss loss;
-  loss.loss_sum = SummedCrossEntropy(logits, targets_);
+  model::RecurrentState next;
+  if (config_.fused_loss) {
+    std::tie(loss.loss_sum, next) = model_->SummedLoss(inputs, targets, states_[micro].Detached());
+  } else {
+    auto [logits, state] = model_->forward(inputs, states_[micro].Detached());
+    loss.loss_sum = SummedCrossEntropy(logits, targets);
+    next = state;
+  }
+  states_[micro] = next.Detached();
   loss.units = window_.steps * window_.batch;
   loss.normalizer = static_cast<double>(config_.loss_reduction == LossReduction::kSumStepsMeanBatch
                                             ? window_.batch
@@ -160,10 +173,11 @@ absl::Status LmTrainTask::RestoreCarriedState(const CheckpointReader& checkpoint
     return absl::InvalidArgumentError(absl::StrCat("checkpoint hidden state has shape ", c10::str(h.sizes()),
                                                    ", expected ", c10::str(at::IntArrayRef(expected))));
   }
+  const c10::Device device = common::ModuleDevice(*model_);  // checkpoints load on the CPU
   for (size_t m = 0; m < states_.size(); ++m) {
     const data::ColumnRange columns = batchers_[m].columns();
-    states_[m].h = h.narrow(1, columns.begin, columns.size()).clone();
-    if (has_c) states_[m].c = c.narrow(1, columns.begin, columns.size()).clone();
+    states_[m].h = h.narrow(1, columns.begin, columns.size()).clone().to(device);
+    if (has_c) states_[m].c = c.narrow(1, columns.begin, columns.size()).clone().to(device);
   }
   return absl::OkStatus();
 }

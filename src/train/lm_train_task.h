@@ -45,6 +45,7 @@ struct LmTaskConfig {
   int64_t eval_batch_size = 10;
   LossReduction loss_reduction = LossReduction::kSumStepsMeanBatch;
   uint64_t seed = 0;             // dropout masks
+  bool fused_loss = true;        // decoder + cross entropy chunk by chunk (model/fused_linear_cross_entropy.h)
   absl::Status Validate() const;
 };
 
