@@ -1,7 +1,9 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cmath>
+#include <limits>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -11,8 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "comm/gradient_reducer.h"
 #include "comm/parameter_sync.h"
+#include "common/device.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/timer.h"
@@ -35,6 +39,22 @@ absl::StatusOr<OptimizerKind> ParseOptimizer(const std::string& name) {
 
 const char* OptimizerName(OptimizerKind kind) { return kind == OptimizerKind::kSgd ? "sgd" : "adam"; }
 
+absl::StatusOr<NonFinitePolicy> ParseNonFinitePolicy(const std::string& name) {
+  if (name == "stop") return NonFinitePolicy::kStop;
+  if (name == "skip") return NonFinitePolicy::kSkip;
+  return absl::InvalidArgumentError(absl::StrCat("unknown --on_nonfinite '", name, "' (expected stop or skip)"));
+}
+
+const char* NonFinitePolicyName(NonFinitePolicy policy) { return policy == NonFinitePolicy::kStop ? "stop" : "skip"; }
+
+absl::StatusOr<FaultKind> ParseFaultKind(const std::string& name) {
+  if (name == "exit") return FaultKind::kExit;
+  if (name == "nan_loss") return FaultKind::kNanLoss;
+  if (name == "nan_grad") return FaultKind::kNanGrad;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --fault_kind '", name, "' (expected exit, nan_loss or nan_grad)"));
+}
+
 absl::Status TrainerConfig::Validate() const {
   RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
   RETURN_IF_ERROR(common::RequirePositive(micro_batches, "micro_batches"));
@@ -49,6 +69,7 @@ absl::Status TrainerConfig::Validate() const {
   if (keep_checkpoints < 1) return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
   if (bucket_bytes < 1) return absl::InvalidArgumentError("--bucket_mb must be positive");
   if (check_replicas_every < 0) return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
+  if (max_skipped < 0) return absl::InvalidArgumentError(absl::StrCat("--max_skipped must be >= 0, got ", max_skipped));
   if (resume.empty()) return absl::InvalidArgumentError("--resume must be auto, none or a checkpoint path");
   if (batch_size % micro_batches != 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_size ", batch_size, " is not divisible by --micro_batches ",
@@ -69,11 +90,51 @@ nlohmann::json TrainerConfig::ToJson() const {
 
 namespace {
 
-// Sums over the steps between two progress lines (global: over all ranks).
+// Sums over the steps between two progress lines (global: over all ranks); skipped
+// steps (non-finite, --on_nonfinite=skip) count in `steps` and `skipped` only.
 struct Meter {
   double loss_sum = 0.0, units = 0.0, correct = 0.0, ms = 0.0, grad_norm = 0.0;
-  int64_t steps = 0;
+  int64_t steps = 0, skipped = 0;
 };
+
+// Note [the step's figures]: every step all-reduces (sum) one small double tensor,
+//   {loss sum, units, correct, ranks whose loss is non-finite, ranks whose averaged
+//    gradient is non-finite, ranks with SIGTERM pending, ranks with SIGINT pending},
+// after the gradients are averaged and clipped and before the optimizer steps. The loss
+// figures need this collective anyway; the flags ride along, so every rank sees the
+// same counts and takes the same branch (update, skip, stop) at the same step with no
+// collective of their own. A signal or a non-finite value on one rank thus never leaves
+// another rank waiting in a collective.
+enum Figure { kLossSum, kUnits, kCorrect, kBadLossRanks, kBadGradRanks, kTermRanks, kIntRanks, kFigures };
+
+const char* SignalName(int signo) {
+  switch (signo) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    default: return "a stop signal";
+  }
+}
+
+// "nan", "inf" or "-inf".
+std::string NonFiniteName(double value) { return std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf"; }
+
+// Testing aid (--fault_kind=nan_loss|nan_grad) on the fault rank's first micro-batch: a
+// NaN loss (so NaN gradients too), or a NaN in one gradient element with the loss left
+// finite. Returns the objective to differentiate.
+at::Tensor InjectNonFinite(FaultKind kind, at::Tensor objective, at::Tensor& loss_sum,
+                           const std::vector<at::Tensor>& params, int64_t global_step) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (kind == FaultKind::kNanLoss) {
+    common::LogLine("fault", absl::StrCat("injected fault: NaN loss at global step ", global_step));
+    loss_sum = loss_sum * nan;
+    return objective * nan;
+  }
+  if (kind == FaultKind::kNanGrad) {
+    common::LogLine("fault", absl::StrCat("injected fault: NaN gradient at global step ", global_step));
+    return objective + params.front().reshape({-1})[0] * nan;
+  }
+  return objective;
+}
 
 }  // namespace
 
@@ -85,6 +146,8 @@ struct Trainer::State {
   absl::Status Resume(const std::string& path);
   absl::Status TrainEpoch();
   absl::Status Step(Meter& interval);
+  absl::Status OnNonFinite(double local_loss, bool bad_loss, double grad_norm);
+  absl::Status StopForSignal(const Meter& interval, int64_t steps_in_epoch);
   void LogProgress(int64_t steps_in_epoch, const Meter& m);
   absl::Status LogEpochEnd(double timed_ms, int64_t timed_steps, double epoch_ms);
   absl::Status Evaluate(bool epoch_complete, bool& stop);
@@ -107,7 +170,9 @@ struct Trainer::State {
   std::unique_ptr<comm::GradientReducer> reducer;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<torch::Tensor> best_params;  // RestoreBestAtEnd tasks: every rank (decisions are shared)
-  torch::Tensor reduced;                   // {loss sum, units, correct}, all-reduced each step
+  torch::Tensor reduced;                   // Note [the step's figures]
+  int stop_signal = 0;                     // agreed by all ranks at the last step (0: none)
+  int64_t saved_step = -1;                 // global step of the last step checkpoint written
   RunProgress progress;
   TrainResult result;
 };
@@ -164,7 +229,7 @@ absl::Status Trainer::State::Setup() {
     } else {
       optimizer = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(config.lr.base_lr));
     }
-    reduced = torch::zeros({3}, torch::kDouble);
+    reduced = torch::zeros({kFigures}, torch::kDouble);
     SetLr(schedule.lr());
     return absl::OkStatus();
   });
@@ -204,9 +269,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     RETURN_IF_ERROR(s.TrainEpoch());
     const bool complete = s.progress.step == s.task.StepsPerEpoch();
     RETURN_IF_ERROR(s.Evaluate(complete, stop));
+    // A signal at an epoch's last step waits for its evaluation and checkpoint; a run with
+    // nothing left but the test finishes.
+    if (s.stop_signal != 0 && !stop && s.progress.epoch <= s.config.max_epochs && !s.StepLimitReached()) {
+      return s.StopForSignal(Meter(), s.task.StepsPerEpoch());
+    }
   }
   s.result.epochs = s.progress.epoch - 1;
   s.result.steps = s.progress.global_step;
+  s.result.skipped_steps = s.progress.skipped_steps;
   s.result.stopped_early = stop;
   s.result.best_epoch = s.progress.best_epoch;
   s.result.best_valid = s.progress.best_valid;
@@ -225,7 +296,9 @@ absl::Status Trainer::State::TrainEpoch() {
   int64_t timed_steps = 0;
   common::Stopwatch epoch_clock;
   while (progress.step < steps && !StepLimitReached()) {
-    MaybeInjectFault(comm.rank(), config.fault_rank, config.fault_step, progress.global_step + 1);
+    if (config.fault_kind == FaultKind::kExit) {
+      MaybeInjectFault(comm.rank(), config.fault_rank, config.fault_step, progress.global_step + 1);
+    }
     common::Stopwatch step_clock;
     RETURN_IF_ERROR(Step(interval));
     const double ms = step_clock.ElapsedMs();
@@ -242,6 +315,7 @@ absl::Status Trainer::State::TrainEpoch() {
     if (!last && config.checkpoint_every_steps > 0 && progress.global_step % config.checkpoint_every_steps == 0) {
       RETURN_IF_ERROR(SaveCheckpoint(/*step_file=*/true, /*best_file=*/false));
     }
+    if (stop_signal != 0 && !last) return StopForSignal(interval, steps);
   }
   return LogEpochEnd(timed_ms, timed_steps, epoch_clock.ElapsedMs());
 }
@@ -249,11 +323,20 @@ absl::Status Trainer::State::TrainEpoch() {
 absl::Status Trainer::State::Step(Meter& interval) {
   return common::GuardTorch("training step failed", [&]() -> absl::Status {
     optimizer->zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
+    const bool fault_here = config.fault_kind != FaultKind::kExit && config.fault_step > 0 &&
+                            comm.rank() == config.fault_rank && progress.global_step + 1 == config.fault_step;
     double loss_sum = 0.0, units = 0.0, correct = 0.0;
     for (int micro = 0; micro < config.micro_batches; ++micro) {
+      // --precision=bf16 autocasts the forward pass on CUDA (common/device.h); not backward.
+      std::optional<common::AutocastScope> autocast(std::in_place, params.front().device().type());
       ASSIGN_OR_RETURN(MicroBatchLoss loss, task.Forward(progress.step, progress.global_step, micro));
+      autocast.reset();
       // Note [loss normalisation] in train_task.h.
-      (loss.loss_sum / (loss.normalizer * config.micro_batches)).backward();
+      at::Tensor objective = loss.loss_sum / (loss.normalizer * config.micro_batches);
+      if (fault_here && micro == 0) {
+        objective = InjectNonFinite(config.fault_kind, objective, loss.loss_sum, params, config.fault_step);
+      }
+      objective.backward();
       loss_sum += loss.loss_sum.item<double>();
       units += static_cast<double>(loss.units);
       correct += static_cast<double>(std::max<int64_t>(loss.correct, 0));
@@ -261,29 +344,111 @@ absl::Status Trainer::State::Step(Meter& interval) {
     RETURN_IF_ERROR(reducer->AllReduceGradients());
     // Every rank clips the same averaged gradients, so replicas take the same step.
     const double grad_norm = ClipGradients(params, config.clip_value, config.clip_norm);
-    optimizer->step();
+    // Note [the step's figures].
+    const int signo = config.stop_signal ? config.stop_signal() : 0;
+    auto r = reduced.accessor<double, 1>();
+    r[kLossSum] = loss_sum;
+    r[kUnits] = units;
+    r[kCorrect] = correct;
+    r[kBadLossRanks] = std::isfinite(loss_sum) ? 0.0 : 1.0;
+    r[kBadGradRanks] = std::isfinite(grad_norm) ? 0.0 : 1.0;
+    r[kTermRanks] = signo != 0 && signo != SIGINT ? 1.0 : 0.0;
+    r[kIntRanks] = signo == SIGINT ? 1.0 : 0.0;
+    RETURN_IF_ERROR(comm.AllReduce(reduced, comm::ReduceOp::kSum));
     ++progress.step;
     ++progress.global_step;
+    result.step_losses.push_back(r[kLossSum] / r[kUnits]);
+    result.step_grad_norms.push_back(grad_norm);
+    ++interval.steps;
+    if (r[kBadLossRanks] > 0 || r[kBadGradRanks] > 0) {
+      RETURN_IF_ERROR(OnNonFinite(loss_sum, r[kBadLossRanks] > 0, grad_norm));
+      ++interval.skipped;  // the parameters stay as they were
+    } else {
+      optimizer->step();
+      progress.epoch_loss_sum += r[kLossSum];
+      progress.epoch_units += r[kUnits];
+      progress.epoch_correct += r[kCorrect];
+      interval.loss_sum += r[kLossSum];
+      interval.units += r[kUnits];
+      interval.correct += r[kCorrect];
+      interval.grad_norm += grad_norm;
+    }
     if (config.check_replicas_every > 0 && progress.global_step % config.check_replicas_every == 0) {
       RETURN_IF_ERROR(comm::CheckReplicasAgree(comm, params));
     }
-    auto r = reduced.accessor<double, 1>();
-    r[0] = loss_sum;
-    r[1] = units;
-    r[2] = correct;
-    RETURN_IF_ERROR(comm.AllReduce(reduced, comm::ReduceOp::kSum));
-    result.step_losses.push_back(r[0] / r[1]);
-    result.step_grad_norms.push_back(grad_norm);
-    progress.epoch_loss_sum += r[0];
-    progress.epoch_units += r[1];
-    progress.epoch_correct += r[2];
-    interval.loss_sum += r[0];
-    interval.units += r[1];
-    interval.correct += r[2];
-    interval.grad_norm += grad_norm;
-    ++interval.steps;
+    if (r[kTermRanks] > 0 || r[kIntRanks] > 0) stop_signal = r[kTermRanks] > 0 ? SIGTERM : SIGINT;
     return absl::OkStatus();
   });
+}
+
+absl::Status Trainer::State::OnNonFinite(double local_loss, bool bad_loss, double grad_norm) {
+  // Which ranks: a collective every rank makes, on this path only.
+  ASSIGN_OR_RETURN(const std::vector<double> losses, comm.AllGather(local_loss));
+  std::vector<int> ranks;
+  for (int r = 0; r < static_cast<int>(losses.size()); ++r) {
+    if (!std::isfinite(losses[r])) ranks.push_back(r);
+  }
+  std::string what;
+  if (bad_loss) {
+    what = absl::StrCat("non-finite loss (", NonFiniteName(losses[ranks.front()]), ") on rank",
+                        ranks.size() > 1 ? "s " : " ", absl::StrJoin(ranks, ", "), " of ", comm.world_size());
+  } else {
+    // Every rank holds the same averaged gradients: name the parameters (this path only),
+    // unless clipping by norm already spread the NaN to all of them.
+    std::vector<std::string> names;
+    size_t with_grad = 0;
+    RETURN_IF_ERROR(common::GuardTorch("cannot inspect the gradients", [&] {
+      for (const auto& item : task.model().named_parameters()) {
+        const at::Tensor& grad = item.value().grad();
+        if (!grad.defined()) continue;
+        ++with_grad;
+        if (!grad.isfinite().all().item<bool>()) names.push_back(item.key());
+      }
+      return absl::OkStatus();
+    }));
+    const bool informative = !names.empty() && names.size() < with_grad;
+    if (names.size() > 3) {
+      names.resize(3);
+      names.push_back("...");
+    }
+    what = absl::StrCat("non-finite gradient (norm ", NonFiniteName(grad_norm), " after averaging over ",
+                        comm.world_size(), comm.world_size() > 1 ? " ranks" : " rank",
+                        "; every rank's loss was finite",
+                        informative ? absl::StrCat("; in ", absl::StrJoin(names, ", ")) : "",
+                        ")");
+  }
+  const std::string where = absl::StrFormat("at global step %d (step %d of epoch %d)", progress.global_step,
+                                            progress.step, progress.epoch);
+  const bool skip = config.on_nonfinite == NonFinitePolicy::kSkip && progress.skipped_steps < config.max_skipped;
+  if (config.on_nonfinite == NonFinitePolicy::kSkip) ++progress.skipped_steps;
+  metrics.Write({{"type", "nonfinite"}, {"epoch", progress.epoch}, {"step", progress.step},
+                 {"global_step", progress.global_step}, {"what", bad_loss ? "loss" : "gradient"}, {"ranks", ranks},
+                 {"action", skip ? "skip" : "stop"}, {"skipped_steps", progress.skipped_steps}});
+  if (skip) {
+    common::Log0(absl::StrFormat("[train] %s %s: update skipped (%d of at most %d, --max_skipped)", what, where,
+                                 progress.skipped_steps, config.max_skipped));
+    return absl::OkStatus();
+  }
+  return Diverged(absl::StrCat(
+      what, " ", where, "; stopping",
+      config.on_nonfinite == NonFinitePolicy::kSkip
+          ? absl::StrCat(": ", progress.skipped_steps, " steps skipped, more than --max_skipped=", config.max_skipped)
+          : " (--on_nonfinite=skip would skip such updates)"));
+}
+
+absl::Status Trainer::State::StopForSignal(const Meter& interval, int64_t steps_in_epoch) {
+  if (interval.steps > 0) LogProgress(steps_in_epoch, interval);
+  if (saved_step != progress.global_step) RETURN_IF_ERROR(SaveCheckpoint(/*step_file=*/true, /*best_file=*/false));
+  const std::string where = absl::StrFormat("after global step %d (step %d of epoch %d)", progress.global_step,
+                                            progress.step, progress.epoch);
+  const std::string checkpoint =
+      config.run_dir.empty() ? "no checkpoint (no --run_dir)"
+                             : absl::StrCat("checkpoint ", CheckpointDirectory(config.run_dir, 1).StepPath(progress.global_step),
+                                            " written; continue with --resume=auto");
+  metrics.Write({{"type", "stop"}, {"signal", SignalName(stop_signal)}, {"epoch", progress.epoch},
+                 {"step", progress.step}, {"global_step", progress.global_step}});
+  return StoppedBySignal(stop_signal, absl::StrCat("stopped by ", SignalName(stop_signal), " ", where, ": ",
+                                                   checkpoint));
 }
 
 void Trainer::State::LogProgress(int64_t steps_in_epoch, const Meter& m) {
@@ -292,9 +457,10 @@ void Trainer::State::LogProgress(int64_t steps_in_epoch, const Meter& m) {
   const double ms_per_step = m.ms / static_cast<double>(m.steps);
   const double units_s = m.units / (m.ms / 1000.0);
   const double eta_s = ms_per_step * static_cast<double>(steps_in_epoch - progress.step) / 1000.0;
-  const double grad_norm = m.grad_norm / static_cast<double>(m.steps);
+  const double grad_norm = m.grad_norm / static_cast<double>(std::max<int64_t>(m.steps - m.skipped, 1));
   const bool accuracy = m.correct > 0 || report.unit == "ex";
   std::string figures = absl::StrFormat("loss %7.4f |", loss);
+  if (m.skipped > 0) absl::StrAppendFormat(&figures, " skipped %d |", m.skipped);
   if (report.perplexity) absl::StrAppendFormat(&figures, " ppl %8.2f |", std::exp(loss));
   if (accuracy) absl::StrAppendFormat(&figures, " acc %6.2f%% |", 100.0 * m.correct / m.units);
   common::Log0(absl::StrFormat(
@@ -307,6 +473,7 @@ void Trainer::State::LogProgress(int64_t steps_in_epoch, const Meter& m) {
                            {"units_per_s", units_s}, {"unit", report.unit}, {"world_size", comm.world_size()}};
   if (report.perplexity) record["ppl"] = std::exp(loss);
   if (accuracy) record["accuracy"] = m.correct / m.units;
+  if (config.on_nonfinite == NonFinitePolicy::kSkip) record["skipped_steps"] = progress.skipped_steps;
   metrics.Write(record);
 }
 
@@ -349,8 +516,10 @@ absl::StatusOr<EpochDecision> Trainer::State::Decide(bool epoch_complete) {
   d.valid = *valid;
   const SelectionMetric metric = task.selection_metric();
   const double value = d.valid.at(metric.name);
-  d.best = progress.best_epoch == 0 ||
-           (metric.higher_is_better ? value > progress.best_metric : value < progress.best_metric);
+  // Only whole epochs compete for best: an evaluation at a step limit inside an epoch is
+  // reported, but a resumed run must pick the same best model as an uninterrupted one.
+  d.best = epoch_complete && (progress.best_epoch == 0 ||
+           (metric.higher_is_better ? value > progress.best_metric : value < progress.best_metric));
   // A step limit inside an epoch ends the run without an lr decision (a resumed run
   // continues the epoch as if uninterrupted).
   d.next_lr = epoch_complete ? schedule.NextAfterEpoch(progress.epoch, d.valid.at("valid_loss")) : progress.lr;
@@ -422,8 +591,20 @@ absl::Status Trainer::State::SaveCheckpoint(bool step_file, bool best_file) {
     saved = bytes.status();
     if (saved.ok() && step_file) saved = checkpoints->SaveStepBytes(progress.global_step, *bytes);
     if (saved.ok() && best_file) saved = checkpoints->SaveBestBytes(*bytes);
+    if (!saved.ok() && bytes.ok()) {
+      // A full or read-only disk: say what is still there (the writes are atomic).
+      auto latest = checkpoints->Latest();
+      const std::string kept = !latest.ok() ? std::string(latest.status().message())
+                               : latest->has_value() ? absl::StrCat("the last complete checkpoint, ", **latest,
+                                                                    ", is intact (resume with --resume=auto)")
+                                                     : "no earlier checkpoint exists";
+      saved = absl::Status(saved.code(), absl::StrCat("cannot write the checkpoint of global step ",
+                                                      progress.global_step, ": ", saved.message(), "; ", kept));
+    }
   }
-  return BroadcastStatus(comm, saved);
+  RETURN_IF_ERROR(BroadcastStatus(comm, saved));
+  if (step_file) saved_step = progress.global_step;
+  return absl::OkStatus();
 }
 
 absl::Status Trainer::State::Test() {

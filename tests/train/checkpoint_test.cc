@@ -306,7 +306,8 @@ TEST(CheckpointTest, ChecksumValidPayloadThatIsNoArchiveIsRefused) {
   EXPECT_TRUE(Contains(reader.status(), "x: the payload is not a readable torch archive")) << reader.status();
 }
 
-TEST(CheckpointTest, LoadModelRefusesNonFiniteValuesAndLeavesTheModelAlone) {
+// Note [non-finite checkpoints]: refused when read, before anything is loaded from them.
+TEST(CheckpointTest, NonFiniteValuesAreRefusedWhenRead) {
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     TinyNet net = MakeNet(1);
     {
@@ -314,14 +315,20 @@ TEST(CheckpointTest, LoadModelRefusesNonFiniteValuesAndLeavesTheModelAlone) {
       net->head->weight[3][2].fill_(bad);
     }
     auto reader = CheckpointReader::FromBytes(Serialize(net), "nan.pt");
-    ASSERT_TRUE(reader.ok()) << reader.status();
-    TinyNet other = MakeNet(2), untouched = MakeNet(2);
-    auto status = reader->LoadModel(*other);
-    ASSERT_FALSE(status.ok());
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(status.message(), "nan.pt: checkpoint tensor 'head.weight' holds NaN/Inf");
-    ExpectSameParameters(other, untouched);  // embedding and lstm come first and were not copied either
+    ASSERT_FALSE(reader.ok());
+    EXPECT_EQ(reader.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(reader.status().message(), "nan.pt: checkpoint tensor 'head.weight' holds NaN/Inf");
   }
+  // Not only the model: an extra tensor (the LM hidden state) too.
+  TinyNet net = MakeNet(1);
+  CheckpointContents contents;
+  contents.model = net.get();
+  contents.tensors = {{"state_h", torch::full({2, 3}, std::numeric_limits<float>::infinity())}};
+  auto bytes = SerializeCheckpoint(contents);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto reader = CheckpointReader::FromBytes(*bytes, "h.pt");
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().message(), "h.pt: checkpoint tensor 'tensors/state_h' holds NaN/Inf");
 }
 
 TEST(CheckpointTest, LoadModelRefusesAnotherArchitectureNamingTheTensor) {

@@ -1,8 +1,6 @@
-#include "train/copy_trainer.h"
-
-#include <cmath>
-#include <fstream>
-#include <string>
+// CopyTrainTask: which samples a step trains on, evaluation by hand, the differentiated
+// loss, learning, and the stop rule decided on rank 0.
+#include "train/copy_train_task.h"
 
 #include <torch/torch.h>
 
@@ -11,37 +9,45 @@
 #include "comm/local_communicator.h"
 #include "support/temp_dir.h"
 #include "train/checkpoint.h"
+#include "train/train_test_util.h"
+#include "train/trainer.h"
 
 namespace distrnn::train {
 namespace {
 
-model::LanguageModelConfig TinyLstm(int64_t hidden) {
-  model::LanguageModelConfig c;
-  c.vocab_size = data::kCopyVocabSize;
+model::LanguageModelConfig CopyLstm(int64_t hidden, double dropout = 0.0) {
+  model::LanguageModelConfig c = fixtures::TinyLm(data::kCopyVocabSize, hidden, 1, dropout);
   c.embedding_size = 16;
-  c.stack.cell = model::CellType::kLstm;
   c.stack.input_size = 16;
-  c.stack.hidden_size = hidden;
-  c.stack.num_layers = 1;
   c.init_scale = 0.3;
   return c;
 }
 
-CopyTrainConfig TinyConfig() {
-  CopyTrainConfig c;
+CopyTaskConfig TinyCopy() {
+  CopyTaskConfig c;
   c.train_spec = {3, 1, 3};
   c.test_spec = {5, 1, 5};
   c.seed = 11;
   c.train_samples = 5000;
   c.eval_samples = 200;
   c.batch_size = 16;
-  c.eval_batch_size = 64;
+  c.eval_batch_size = 100;
   c.steps_per_epoch = 200;
-  c.max_epochs = 2;
-  c.lr = 0.01;
+  return c;
+}
+
+std::unique_ptr<CopyTrainTask> MakeTask(model::LanguageModel model, CopyTaskConfig config, Shard shard = {}) {
+  auto task = CopyTrainTask::Create(model, config, shard, fixtures::LmMeta("copy", model->config()));
+  EXPECT_TRUE(task.ok()) << task.status();
+  return task.ok() ? std::move(*task) : nullptr;
+}
+
+TrainerConfig AdamConfig(int64_t batch) {
+  TrainerConfig c = fixtures::QuietConfig(batch);
+  c.optimizer = OptimizerKind::kAdam;
+  c.lr = {LrScheduleKind::kConstant, 0.01, 1.0, 0};
   c.clip_value = 1.0;
   c.clip_norm = 1.0;
-  c.run_dir = "";
   return c;
 }
 
@@ -72,33 +78,36 @@ TEST(CopyTrainIndicesTest, CyclesOverTheTrainingSamples) {
   ASSERT_TRUE(far.ok());
   for (int64_t i : *far) EXPECT_TRUE(i >= 0 && i < 50);
   EXPECT_FALSE(CopyTrainIndices(0, 6, 50, 0, 4).ok());  // 6 not divisible by 4
+  EXPECT_FALSE(CopyTrainIndices(-1, 6, 50, 0, 1).ok());
 }
 
-TEST(CopyTrainConfigTest, Validate) {
-  EXPECT_TRUE(TinyConfig().Validate().ok());
-  CopyTrainConfig c = TinyConfig();
+TEST(CopyTaskConfigTest, Validate) {
+  EXPECT_TRUE(TinyCopy().Validate().ok());
+  CopyTaskConfig c = TinyCopy();
   c.train_spec = {3, 0, 4};  // L > K
   EXPECT_FALSE(c.Validate().ok());
-  c = TinyConfig();
-  c.clip_value = -1;
-  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
-  c = TinyConfig();
+  c = TinyCopy();
   c.train_samples = 0;
-  EXPECT_FALSE(c.Validate().ok());
-  c = TinyConfig();
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
+  c = TinyCopy();
   c.stop_accuracy = 1.5;
-  EXPECT_FALSE(c.Validate().ok());
-  EXPECT_EQ(TinyConfig().EffectiveStepsPerEpoch(), 200);
-  c = TinyConfig();
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TinyCopy().EffectiveStepsPerEpoch(), 200);
+  c = TinyCopy();
   c.steps_per_epoch = 0;
   EXPECT_EQ(c.EffectiveStepsPerEpoch(), 313);  // ceil(5000 / 16)
+  // The global batch must split over world size x micro-batches.
+  torch::manual_seed(1);
+  model::LanguageModel model(CopyLstm(8));
+  EXPECT_EQ(CopyTrainTask::Create(model, TinyCopy(), {0, 3, 1}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // EvaluateCopy against the definition: argmax per step scored by hand, mean cross
 // entropy over all positions; and the result does not depend on the eval batch size.
 TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
   torch::manual_seed(3);
-  model::LanguageModel model(TinyLstm(8));
+  model::LanguageModel model(CopyLstm(8));
   const data::CopyTaskSpec spec{4, 2, 3};
   auto eval = EvaluateCopy(model, spec, 5, 100, 7, 3);
   auto eval_one_batch = EvaluateCopy(model, spec, 5, 100, 7, 64);
@@ -137,87 +146,82 @@ TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
   EXPECT_NEAR(eval_one_batch->loss, eval->loss, 1e-5);
 }
 
-// The differentiated loss is the mean cross entropy over all T*G positions of the
-// global batch (Note [copy loss]): step 1's loss is that of the initial model on
-// samples 0..G-1.
-TEST(CopyTrainerTest, FirstStepLossIsTheMeanCrossEntropyOfTheFirstGlobalBatch) {
+// The differentiated loss is the mean cross entropy over all T*G positions of the global
+// batch: step 1's loss is that of the initial model on samples 0..G-1, and step 2 trains
+// on samples G..2G-1.
+TEST(CopyTrainerTest, StepLossIsTheMeanCrossEntropyOfTheGlobalBatch) {
   torch::manual_seed(4);
-  model::LanguageModel model(TinyLstm(8));
-  CopyTrainConfig config = TinyConfig();
-  config.max_steps = 1;
+  model::LanguageModel model(CopyLstm(8));
+  const CopyTaskConfig config = TinyCopy();
   auto expected = EvaluateCopy(model, config.train_spec, config.seed, 0, config.batch_size, config.batch_size);
   ASSERT_TRUE(expected.ok());
+  auto task = MakeTask(model, config, {0, 1, 4});
+  TrainerConfig tc = AdamConfig(config.batch_size);
+  tc.micro_batches = 4;  // four micro-batches of 4 samples: still the mean over all 16
+  tc.max_steps = 1;
   comm::LocalCommunicator comm;
-  CopyTrainer trainer(comm, model, config, {});
-  auto result = trainer.Run();
+  auto result = Trainer(comm, *task, tc).Run();
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->step_losses.size(), 1u);
   EXPECT_NEAR(result->step_losses[0], expected->loss, 1e-5);
   EXPECT_EQ(result->steps, 1);
-  EXPECT_EQ(result->epochs, 1);
+  EXPECT_EQ(result->epochs, 0);
 }
 
 TEST(CopyTrainerTest, TinyLstmLearnsToCopy) {
   torch::manual_seed(7);
-  model::LanguageModel model(TinyLstm(32));
-  CopyTrainConfig config = TinyConfig();
-  auto untrained = EvaluateCopy(model, config.train_spec, config.seed, config.train_samples, config.eval_samples, 64);
+  model::LanguageModel model(CopyLstm(32));
+  CopyTaskConfig config = TinyCopy();
+  auto untrained = EvaluateCopy(model, config.train_spec, config.seed, config.train_samples, config.eval_samples, 100);
   ASSERT_TRUE(untrained.ok());
   // Chance on the copied segment is 1/9; an untrained model is near it.
   EXPECT_LT(untrained->accuracy.step_accuracy(), 0.3);
 
-  testing::TempDir dir;
-  config.run_dir = dir.Join("run");
-  config.max_epochs = 4;
+  auto task = MakeTask(model, config);
+  TrainerConfig tc = AdamConfig(config.batch_size);
+  tc.max_epochs = 4;
   comm::LocalCommunicator comm;
-  CopyTrainer trainer(comm, model, config, {{"cell", "lstm"}});
-  auto result = trainer.Run();
+  auto result = Trainer(comm, *task, tc).Run();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->steps, 800);
-  EXPECT_GT(result->train_length.step_accuracy, 0.85);
-  EXPECT_GT(result->train_length.sequence_accuracy, 0.6);
+  EXPECT_FALSE(result->stopped_early);
+  EXPECT_GT(result->last_valid.at("valid_step_accuracy"), 0.85);
+  EXPECT_GT(result->last_valid.at("valid_sequence_accuracy"), 0.5);
   EXPECT_LT(result->step_losses.back(), 0.5 * result->step_losses.front());
-  // The test length (5 symbols, never seen in training) is scored and reported.
-  EXPECT_GT(result->test_length.step_accuracy, 0.0);
-  EXPECT_LE(result->test_length.sequence_accuracy, result->test_length.copy_accuracy);
-
-  auto meta = ReadCheckpointMeta(dir.Join("run/model.pt"));
-  ASSERT_TRUE(meta.ok()) << meta.status();
-  EXPECT_EQ((*meta)["task"], "copy");
-  EXPECT_EQ((*meta)["cell"], "lstm");
-  EXPECT_EQ((*meta)["train_spec"]["symbols"], 3);
-  EXPECT_EQ((*meta)["test_spec"]["copy_length"], 5);
-  std::ifstream metrics(dir.Join("run/metrics.jsonl"));
-  std::string line, all;
-  while (std::getline(metrics, line)) all += line + "\n";
-  EXPECT_NE(all.find("\"type\":\"eval\""), std::string::npos);
-  EXPECT_NE(all.find("\"seq_per_s\""), std::string::npos);
+  // The longer test length (5 symbols, never trained on) is scored too.
+  EXPECT_GT(result->last_valid.at("test_length_step_accuracy"), 0.0);
+  EXPECT_LE(result->last_valid.at("test_length_sequence_accuracy"),
+            result->last_valid.at("test_length_copy_accuracy"));
+  EXPECT_TRUE(result->test.empty());  // the copy task has no test split
 }
 
-TEST(CopyTrainerTest, StopsWhenRankZeroSaysTheTargetAccuracyIsReached) {
+// Rank 0 decides to stop after the first epoch whose valid sequence accuracy reaches the
+// target, and every epoch before it stayed below.
+TEST(CopyTrainerTest, StopsAfterTheFirstEpochReachingTheTargetAccuracy) {
   torch::manual_seed(7);
-  model::LanguageModel model(TinyLstm(32));
-  CopyTrainConfig config = TinyConfig();
-  config.max_epochs = 10;
-  config.stop_accuracy = 0.5;
+  model::LanguageModel model(CopyLstm(32));
+  CopyTaskConfig config = TinyCopy();
+  config.train_spec = {2, 1, 2};
+  config.steps_per_epoch = 50;
+  config.stop_accuracy = 0.9;
+  auto task = MakeTask(model, config);
+  distrnn::testing::TempDir dir;
+  TrainerConfig tc = AdamConfig(config.batch_size);
+  tc.max_epochs = 20;
+  tc.run_dir = dir.Join("run");
   comm::LocalCommunicator comm;
-  CopyTrainer trainer(comm, model, config, {});
-  auto result = trainer.Run();
+  auto result = Trainer(comm, *task, tc).Run();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->stopped_early);
-  EXPECT_LT(result->epochs, 10);
-  EXPECT_GE(result->train_length.sequence_accuracy, 0.5);
-}
-
-TEST(CopyTrainerTest, RefusesAnInvalidConfigBeforeAnyStep) {
-  torch::manual_seed(1);
-  model::LanguageModel model(TinyLstm(8));
-  CopyTrainConfig config = TinyConfig();
-  config.lr = 0;
-  comm::LocalCommunicator comm;
-  CopyTrainer trainer(comm, model, config, {});
-  auto result = trainer.Run();
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_GT(result->epochs, 1);
+  EXPECT_LT(result->epochs, 20);
+  EXPECT_EQ(result->steps, result->epochs * 50);
+  EXPECT_GE(result->last_valid.at("valid_sequence_accuracy"), 0.9);
+  const auto valids = fixtures::ReadMetrics(tc.run_dir, "valid");
+  ASSERT_EQ(static_cast<int64_t>(valids.size()), result->epochs);
+  for (size_t i = 0; i + 1 < valids.size(); ++i) {
+    EXPECT_LT(valids[i]["valid_sequence_accuracy"].get<double>(), 0.9) << "epoch " << i + 1;
+  }
 }
 
 }  // namespace
