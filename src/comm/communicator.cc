@@ -19,15 +19,41 @@ const char* ReduceOpName(ReduceOp op) {
   return "?";
 }
 
-absl::Status ValidateAllReduce(const at::Tensor& tensor, ReduceOp op) {
+namespace {
+
+class CompletedWork final : public Work {
+ public:
+  explicit CompletedWork(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Wait() override { return status_; }
+  bool IsCompleted() override { return true; }
+  absl::Status error() const override { return status_; }
+
+ private:
+  absl::Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<Work> MakeCompletedWork(absl::Status status) {
+  return std::make_unique<CompletedWork>(std::move(status));
+}
+
+absl::Status Communicator::AllGatherTensor(const at::Tensor& input, at::Tensor& output) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Work> work, AllGatherAsync(input, output));
+  return work->Wait();
+}
+
+absl::Status ValidateAllReduce(const at::Tensor& tensor, ReduceOp op, bool half_precision) {
   if (!tensor.defined()) return absl::InvalidArgumentError("all-reduce of an undefined tensor");
   if (!tensor.is_contiguous()) return absl::InvalidArgumentError("all-reduce needs a contiguous tensor");
   const at::ScalarType t = tensor.scalar_type();
-  const bool floating = t == at::kFloat || t == at::kDouble;
+  const bool half = t == at::kHalf || t == at::kBFloat16;
+  const bool floating = t == at::kFloat || t == at::kDouble || (half_precision && half);
   const bool integral = t == at::kInt || t == at::kLong;
   if (!floating && !integral) {
-    return absl::InvalidArgumentError(absl::StrCat("all-reduce supports float, double, int32, int64; got ",
-                                                   c10::toString(t)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "all-reduce supports float, double, int32, int64", half_precision ? ", float16, bfloat16" : "", "; got ",
+        c10::toString(t), half && !half_precision ? " (16-bit floats need --comm=nccl and CUDA tensors)" : ""));
   }
   if (integral && op == ReduceOp::kAverage) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -43,6 +69,25 @@ absl::Status ValidateBroadcast(const at::Tensor& tensor, int root, int world_siz
   }
   if (!tensor.defined()) return absl::InvalidArgumentError("broadcast of an undefined tensor");
   if (!tensor.is_contiguous()) return absl::InvalidArgumentError("broadcast needs a contiguous tensor");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAllGather(const at::Tensor& input, const at::Tensor& output, int world_size) {
+  if (!input.defined() || !output.defined()) return absl::InvalidArgumentError("all-gather of an undefined tensor");
+  if (!input.is_contiguous() || !output.is_contiguous()) {
+    return absl::InvalidArgumentError("all-gather needs contiguous tensors");
+  }
+  if (input.scalar_type() != output.scalar_type() || input.device() != output.device()) {
+    return absl::InvalidArgumentError(absl::StrCat("all-gather output (", c10::toString(output.scalar_type()), " on ",
+                                                   output.device().str(), ") differs from the input (",
+                                                   c10::toString(input.scalar_type()), " on ", input.device().str(),
+                                                   ")"));
+  }
+  if (output.numel() != input.numel() * world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("all-gather output has ", output.numel(), " elements; ",
+                                                   world_size, " ranks x ", input.numel(), " needs ",
+                                                   input.numel() * world_size));
+  }
   return absl::OkStatus();
 }
 

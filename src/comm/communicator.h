@@ -1,9 +1,20 @@
 // Communicator: the one interface through which ranks talk. Backends: LocalCommunicator
-// (one process, no MPI), MpiCommunicator (host tensors), NcclCommunicator (device
-// tensors, later). Training code sees only this header, never mpi.h or nccl.h.
+// (one process, no MPI), MpiCommunicator (host tensors), NcclCommunicator (CUDA tensors
+// over NCCL, host tensors over the MPI communicator it owns). Training code sees only
+// this header, never mpi.h or nccl.h.
 //
 // Contract: every collective is called by every rank in the same order with tensors of
 // the same shape and dtype; tensors are contiguous and reduced in place.
+//
+// Asynchronous collectives (*Async) start the collective and return a Work handle:
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Work> work, comm.AllReduceAsync(bucket, ReduceOp::kSum));
+//   ... other work (the next bucket's copy, backward) ...
+//   RETURN_IF_ERROR(work->Wait());   // now `bucket` holds the sum
+//
+// The tensor must not be read or written between the call and Wait(). Collectives
+// complete in the order they were started. Dropping a Work without Wait() is allowed;
+// the backend keeps what it needs alive until the collective is done.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +30,24 @@
 namespace distrnn::comm {
 
 enum class ReduceOp { kSum, kAverage, kMax };
+
+// A collective in flight.
+class Work {
+ public:
+  virtual ~Work() = default;
+  // Makes the result usable and returns the collective's error (the same on every
+  // call). CPU backends block the calling thread until the collective is done. NCCL
+  // makes the caller's current CUDA stream wait for it instead (the host does not
+  // block): work queued on that stream afterwards sees the result.
+  virtual absl::Status Wait() = 0;
+  // Non-blocking: true once the collective has finished (successfully or not).
+  virtual bool IsCompleted() = 0;
+  // The error it finished with; OK while it runs and after success.
+  virtual absl::Status error() const = 0;
+};
+
+// A Work that is already finished with `status` (world of one, argument errors).
+std::unique_ptr<Work> MakeCompletedWork(absl::Status status = absl::OkStatus());
 
 class Communicator {
  public:
@@ -41,6 +70,16 @@ class Communicator {
   // Every rank's `value`, indexed by rank.
   virtual absl::StatusOr<std::vector<double>> AllGather(double value) = 0;
 
+  // The asynchronous forms (see the top of this file). Argument errors come back as
+  // the status, before anything is started, on every rank alike.
+  virtual absl::StatusOr<std::unique_ptr<Work>> AllReduceAsync(at::Tensor& tensor, ReduceOp op) = 0;
+  virtual absl::StatusOr<std::unique_ptr<Work>> BroadcastAsync(at::Tensor& tensor, int root) = 0;
+  // `output` (contiguous, input's dtype and device, world_size() * input.numel()
+  // elements) receives rank r's `input` at [r * n, (r + 1) * n). Any dtype.
+  virtual absl::StatusOr<std::unique_ptr<Work>> AllGatherAsync(const at::Tensor& input, at::Tensor& output) = 0;
+  // Blocking all-gather of tensors: AllGatherAsync, then Wait.
+  absl::Status AllGatherTensor(const at::Tensor& input, at::Tensor& output);
+
   // Ends the whole job (every rank) with `code`; used when one rank hits an error so
   // its peers do not wait forever in a collective.
   [[noreturn]] virtual void Abort(int code) = 0;
@@ -60,10 +99,12 @@ absl::StatusOr<std::vector<int64_t>> AllGatherInt64(Communicator& comm, int64_t 
 absl::Status BroadcastString(Communicator& comm, std::string& value, int root);
 
 // Shared argument checks, so every backend refuses the same inputs with the same words.
-// All-reduce supports float, double, int32 and int64. kAverage of an integer tensor is
+// All-reduce supports float, double, int32 and int64, and with `half_precision`
+// (NCCL on CUDA tensors) also float16 and bfloat16. kAverage of an integer tensor is
 // refused (truncating would silently lose the remainder): all-reduce kSum and divide.
-absl::Status ValidateAllReduce(const at::Tensor& tensor, ReduceOp op);
+absl::Status ValidateAllReduce(const at::Tensor& tensor, ReduceOp op, bool half_precision = false);
 absl::Status ValidateBroadcast(const at::Tensor& tensor, int root, int world_size);
+absl::Status ValidateAllGather(const at::Tensor& input, const at::Tensor& output, int world_size);
 const char* ReduceOpName(ReduceOp op);
 
 }  // namespace distrnn::comm

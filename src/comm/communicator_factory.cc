@@ -6,7 +6,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "comm/cuda_api.h"
 #include "comm/local_communicator.h"
+#include "comm/nccl_api.h"
 #include "common/runtime.h"
 
 namespace distrnn::comm {
@@ -27,12 +29,8 @@ absl::StatusOr<CommKind> ParseCommKind(absl::string_view name) {
   if (lower == "auto") return CommKind::kAuto;
   if (lower == "local") return CommKind::kLocal;
   if (lower == "mpi") return CommKind::kMpi;
-  if (lower == "nccl") {
-    return absl::UnimplementedError(
-        "--comm=nccl is not built yet: the NCCL backend needs CUDA and NCCL and comes in a later issue; "
-        "use --comm=mpi (host tensors) or --comm=auto");
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown --comm=", name, "; choose auto, local or mpi"));
+  if (lower == "nccl") return CommKind::kNccl;
+  return absl::InvalidArgumentError(absl::StrCat("unknown --comm=", name, "; choose auto, local, mpi or nccl"));
 }
 
 absl::string_view CommKindName(CommKind kind) {
@@ -40,6 +38,7 @@ absl::string_view CommKindName(CommKind kind) {
     case CommKind::kAuto: return "auto";
     case CommKind::kLocal: return "local";
     case CommKind::kMpi: return "mpi";
+    case CommKind::kNccl: return "nccl";
   }
   return "?";
 }
@@ -60,7 +59,8 @@ CommKind ResolveCommKind(CommKind kind, const EnvLookup& env) {
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(CommKind kind, const MpiOptions& mpi_options) {
   switch (ResolveCommKind(kind, [](const char* name) { return std::getenv(name); })) {
-    case CommKind::kMpi: {
+    case CommKind::kMpi:
+    case CommKind::kNccl: {
       absl::StatusOr<std::unique_ptr<MpiCommunicator>> mpi = MpiCommunicator::Create(mpi_options);
       if (!mpi.ok()) return mpi.status();
       return std::unique_ptr<Communicator>(std::move(mpi).value());
@@ -71,6 +71,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(CommKind kind, 
   }
   return std::unique_ptr<Communicator>(std::make_unique<LocalCommunicator>());
 }
+
+bool NcclBuilt() { return MakeNcclApi().ok() && MakeCudaApi().ok(); }
+
+bool UseNcclForAuto(bool on_cuda, int world_size, bool nccl_built) { return on_cuda && world_size > 1 && nccl_built; }
 
 int ThreadsPerRank(int allowed_cores, int local_size) {
   return std::max(1, allowed_cores / std::max(1, local_size));

@@ -1,5 +1,5 @@
-// Picks and builds the Communicator for --comm=auto|local|mpi (nccl later), and the
-// CPU threads each rank should use.
+// Picks and builds the Communicator for --comm=auto|local|mpi|nccl, and the CPU threads
+// each rank should use.
 #pragma once
 
 #include <functional>
@@ -12,11 +12,11 @@
 
 namespace distrnn::comm {
 
-enum class CommKind { kAuto, kLocal, kMpi };
+enum class CommKind { kAuto, kLocal, kMpi, kNccl };
 
-// "auto" | "local" | "mpi". "nccl" is recognised and refused with an Unimplemented
-// error (it needs CUDA + NCCL and arrives in a later issue); anything else is an
-// InvalidArgument listing the choices.
+// "auto" | "local" | "mpi" | "nccl"; anything else is an InvalidArgument listing the
+// choices. ("nccl" parses in every build; a build without NCCL refuses it when the
+// communicator is made, see NcclBuilt().)
 absl::StatusOr<CommKind> ParseCommKind(absl::string_view name);
 absl::string_view CommKindName(CommKind kind);
 
@@ -30,13 +30,22 @@ using EnvLookup = std::function<const char*(const char*)>;
 // MPI_LOCALNRANKS (MPICH/Hydra, node-local, so > 1 means > 1 overall), and PMIX_RANK
 // (srun --mpi=pmix, PMIx launchers: the size then comes from PMIX_SIZE or
 // SLURM_STEP_NUM_TASKS / SLURM_NTASKS; if none is set, kMpi, and MPI says the size).
-// Never returns kAuto.
+// Never returns kAuto; never returns kNccl for kAuto (NCCL needs the device, which is
+// chosen once the ranks are known: the caller upgrades, see UseNcclForAuto).
 CommKind ResolveCommKind(CommKind kind, const EnvLookup& env);
 
 // Builds the communicator: kAuto is resolved with the process environment; kMpi
-// initialises MPI (also without a launcher: a singleton world of one).
+// initialises MPI (also without a launcher: a singleton world of one). kNccl builds
+// the MPI communicator NCCL is layered on: once this rank's GPU is chosen (from its
+// local rank) and current, CreateNcclCommunicator (nccl_communicator.h) takes it over.
 absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(CommKind kind,
                                                                   const MpiOptions& mpi_options = {});
+
+// Whether this build has the NCCL communicator (and libtorch CUDA).
+bool NcclBuilt();
+// --comm=auto on CUDA: NCCL when more than one rank trains on CUDA devices and the
+// build has it (MpiCommunicator reduces host tensors only).
+bool UseNcclForAuto(bool on_cuda, int world_size, bool nccl_built);
 
 // Intra-op threads for this rank when --threads is not given:
 // max(1, AllowedCores() / local_size()).

@@ -11,8 +11,9 @@
 
 namespace distrnn::comm {
 
-GradientReducer::GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes)
-    : comm_(comm), params_(std::move(params)), bucket_bytes_(bucket_bytes) {
+GradientReducer::GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes,
+                                 bool async_host_buckets)
+    : comm_(comm), params_(std::move(params)), bucket_bytes_(bucket_bytes), async_host_buckets_(async_host_buckets) {
   TORCH_CHECK(bucket_bytes_ >= 1, "GradientReducer: bucket_bytes must be >= 1, got ", bucket_bytes_);
   for (size_t i = 0; i < params_.size(); ++i) {
     TORCH_CHECK(params_[i].defined(), "GradientReducer: parameter ", i, " is undefined");
@@ -66,8 +67,14 @@ std::vector<int64_t> GradientReducer::bucket_sizes_bytes() const {
 absl::Status GradientReducer::AllReduceGradients() {
   if (comm_.world_size() == 1) return absl::OkStatus();
   const double inv_world = 1.0 / comm_.world_size();
+  // Every bucket is filled and started (asynchronously) before the first is waited
+  // for, so the reduction of one bucket overlaps the copies of the next; on NCCL the
+  // waits are stream waits and the host never blocks here.
+  std::vector<std::unique_ptr<Work>> works;
+  works.reserve(buckets_.size());
+  absl::Status started;
   for (Bucket& bucket : buckets_) {
-    RETURN_IF_ERROR(common::GuardTorch("GradientReducer: copying gradients into a bucket", [&] {
+    started = common::GuardTorch("GradientReducer: copying gradients into a bucket", [&] {
       const at::Tensor scale = at::scalar_tensor(inv_world, bucket.buffer.options());
       for (const Slot& slot : bucket.slots) {
         at::Tensor view = bucket.buffer.narrow(0, slot.offset, slot.numel);
@@ -80,12 +87,32 @@ absl::Status GradientReducer::AllReduceGradients() {
         }
       }
       return absl::OkStatus();
-    }));
-    RETURN_IF_ERROR(comm_.AllReduce(bucket.buffer, ReduceOp::kSum));
-    RETURN_IF_ERROR(common::GuardTorch("GradientReducer: copying a bucket back into gradients", [&] {
-      for (const Slot& slot : bucket.slots) {
+    });
+    if (!started.ok()) break;
+    // Note [host buckets] in gradient_reducer.h.
+    absl::StatusOr<std::unique_ptr<Work>> work =
+        bucket.buffer.is_cpu() && !async_host_buckets_
+            ? [&]() -> absl::StatusOr<std::unique_ptr<Work>> {
+                if (absl::Status s = comm_.AllReduce(bucket.buffer, ReduceOp::kSum); !s.ok()) return s;
+                return MakeCompletedWork();
+              }()
+            : comm_.AllReduceAsync(bucket.buffer, ReduceOp::kSum);
+    if (!work.ok()) {
+      started = work.status();
+      break;
+    }
+    works.push_back(std::move(work).value());
+  }
+  // Whatever was started is waited for, also after an error: its buffer is in use.
+  absl::Status status = started;
+  for (size_t b = 0; b < works.size(); ++b) {
+    absl::Status waited = works[b]->Wait();
+    if (status.ok()) status = waited;
+    if (!status.ok()) continue;
+    status = common::GuardTorch("GradientReducer: copying a bucket back into gradients", [&] {
+      for (const Slot& slot : buckets_[b].slots) {
         at::Tensor& param = params_[slot.param_index];
-        at::Tensor view = bucket.buffer.narrow(0, slot.offset, slot.numel).view(param.sizes());
+        at::Tensor view = buckets_[b].buffer.narrow(0, slot.offset, slot.numel).view(param.sizes());
         if (param.grad().defined()) {
           param.mutable_grad().copy_(view);
         } else {
@@ -93,9 +120,9 @@ absl::Status GradientReducer::AllReduceGradients() {
         }
       }
       return absl::OkStatus();
-    }));
+    });
   }
-  return absl::OkStatus();
+  return status;
 }
 
 }  // namespace distrnn::comm

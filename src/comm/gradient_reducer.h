@@ -17,10 +17,20 @@
 // - Buckets are ordered by the position of their first parameter in that reverse order.
 //
 // Each bucket owns one flat buffer, allocated (and its pages touched) once at
-// construction: fresh pages cost ~11 us each on these VMs, so nothing is allocated per
-// step. AllReduceGradients() copies each gradient into its bucket and divides by the
-// world size (as c10d does: averages stay in range in low precision), all-reduces the
-// bucket with sum, and copies the result back into the gradients.
+// construction on its parameters' device: fresh pages cost ~11 us each on these VMs,
+// so nothing is allocated per step. AllReduceGradients() copies each gradient into its
+// bucket and divides by the world size (as c10d does: averages stay in range in low
+// precision), starts the bucket's all-reduce (sum) through the communicator's
+// asynchronous interface, and once every bucket is started waits for each in order
+// and copies the result back into the gradients. On NCCL the copies, the collectives
+// and the copies back are ordered by CUDA events and the host does not wait
+// (nccl_communicator.h, Note [NCCL streams]).
+//
+// Note [host buckets]: CPU buckets use the blocking all-reduce unless
+// async_host_buckets. Open MPI 4.1's MPI_Iallreduce (libnbc) measured 1.3-1.7x slower
+// than MPI_Allreduce at 16 MiB on 2 ranks here (bench/allreduce_bench, async/blocking
+// column), and without the backward hooks below there is nothing to overlap yet. The
+// asynchronous path is the same code with MPI_Iallreduce requests (tested both ways).
 //
 // Undefined gradients (a parameter unused on this rank's batch) count as zeros. After
 // the reduction every parameter's gradient is defined on every rank, holding the
@@ -34,7 +44,8 @@
 // non-blocking all-reduce (MPI_Iallreduce / NCCL on a side stream) and wait for all of
 // them before copying back. The plan, the buffers and the per-parameter offsets below
 // are what that needs; only the trigger changes. A smaller first bucket (DDP: 1 MiB)
-// would then start communication sooner.
+// would then start communication sooner. The Work handles of the asynchronous
+// interface (communicator.h) are what the hooks would keep.
 #pragma once
 
 #include <cstddef>
@@ -55,7 +66,8 @@ class GradientReducer {
   // `params` are the model's parameters in registration order (model->parameters());
   // they must be defined and the same list, in the same order, on every rank.
   // bucket_bytes >= 1.
-  GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes = kDefaultBucketBytes);
+  GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes = kDefaultBucketBytes,
+                  bool async_host_buckets = false);
 
   // Averages every parameter's gradient over the ranks (see above).
   absl::Status AllReduceGradients();
@@ -84,6 +96,7 @@ class GradientReducer {
   Communicator& comm_;
   std::vector<at::Tensor> params_;
   int64_t bucket_bytes_;
+  bool async_host_buckets_;
   std::vector<Bucket> buckets_;
   std::vector<std::vector<size_t>> bucket_param_indices_;
 };

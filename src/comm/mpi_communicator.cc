@@ -8,12 +8,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
+#include "common/torch_status.h"
 
 namespace distrnn::comm {
 namespace {
@@ -164,17 +166,33 @@ void MpiCommunicator::WatchdogLoop() {
   const int64_t limit_ns = static_cast<int64_t>(options_.collective_timeout_s * 1e9);
   const auto poll = std::chrono::milliseconds(
       std::clamp<int64_t>(static_cast<int64_t>(options_.collective_timeout_s * 250), 10, 1000));
+  // A poll much later than due means this process itself was frozen (SIGSTOP, a
+  // suspended VM): time spent frozen says nothing about the peers, so waits count from
+  // the thaw. Otherwise a stalled rank, continued while its job is torn down, would
+  // blame its peers.
+  const int64_t frozen_ns = std::chrono::nanoseconds(poll).count() + std::max<int64_t>(1'000'000'000, limit_ns / 2);
+  int64_t last_poll = NowNs(), thawed = 0;
   std::unique_lock<std::mutex> lock(impl->mu);
   while (!impl->cv.wait_for(lock, poll, [impl] { return impl->stop; })) {
+    const int64_t now = NowNs();
+    if (now - last_poll > frozen_ns) thawed = now;
+    last_poll = now;
     const char* call = impl->in_flight.load(std::memory_order_acquire);
     if (call == nullptr) continue;
-    const int64_t waited = NowNs() - impl->since_ns.load(std::memory_order_relaxed);
+    const int64_t waited = now - std::max(impl->since_ns.load(std::memory_order_relaxed), thawed);
     if (waited < limit_ns) continue;
+    // Every waiting rank's watchdog fires within about one poll of the others (they
+    // entered the collective together): each logs its line during the grace period
+    // before the first one aborts, so the job's output names all the waiting ranks, and
+    // the ranks missing from it are the stalled ones.
+    const auto grace = std::max<std::chrono::milliseconds>(2 * poll, std::chrono::milliseconds(1000));
     common::LogLine("comm", absl::StrFormat(
         "%s on rank %d/%d (host %s, pid %d) has waited %.1f s (collective timeout %g s): a peer rank is "
-        "stalled or gone; aborting the job with code %d",
+        "stalled or gone (every rank waiting in it logs this line; a rank without one is stalled or dead); "
+        "aborting the job with code %d in %.1f s",
         call, rank_, world_size_, host_, static_cast<int>(getpid()), waited / 1e9,
-        options_.collective_timeout_s, kWatchdogExitCode));
+        options_.collective_timeout_s, kWatchdogExitCode, grace.count() / 1e3));
+    impl->cv.wait_for(lock, grace);
     MPI_Abort(MPI_COMM_WORLD, kWatchdogExitCode);
     std::_Exit(kWatchdogExitCode);
   }
@@ -242,6 +260,123 @@ absl::StatusOr<std::vector<double>> MpiCommunicator::AllGather(double value) {
   InFlight guard(impl_->in_flight, impl_->since_ns, "MPI_Allgather");
   DISTRNN_MPI_RETURN_IF_ERROR(MPI_Allgather(&value, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, impl_->comm));
   return out;
+}
+
+// One nonblocking collective: its requests (one per chunk), the tensor they use (kept
+// alive), and what to do once they complete (the division of an average).
+class MpiWork final : public Work {
+ public:
+  MpiWork(MpiCommunicator& comm, const char* name, at::Tensor tensor, std::function<void()> finish)
+      : comm_(comm), name_(name), tensor_(std::move(tensor)), finish_(std::move(finish)) {}
+  ~MpiWork() override {
+    if (!done_) (void)Wait();
+  }
+
+  std::vector<MPI_Request>& requests() { return requests_; }
+
+  absl::Status Wait() override {
+    if (done_) return status_;
+    InFlight guard(comm_.impl_->in_flight, comm_.impl_->since_ns, name_);
+    const int rc = MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    Finish(rc);
+    return status_;
+  }
+
+  bool IsCompleted() override {
+    if (done_) return true;
+    int flag = 0;
+    const int rc = MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS || flag) Finish(rc);
+    return done_;
+  }
+
+  absl::Status error() const override { return status_; }
+
+ private:
+  void Finish(int rc) {
+    done_ = true;
+    if (rc != MPI_SUCCESS) {
+      status_ = comm_.impl_->Error(comm_, name_, rc);
+      return;
+    }
+    if (finish_) {
+      status_ = common::GuardTorch(name_, [&] {
+        finish_();
+        return absl::OkStatus();
+      });
+    }
+    tensor_ = at::Tensor();
+  }
+
+  MpiCommunicator& comm_;
+  const char* name_;
+  at::Tensor tensor_;
+  std::function<void()> finish_;
+  std::vector<MPI_Request> requests_;
+  bool done_ = false;
+  absl::Status status_;
+};
+
+// Starts a nonblocking MPI call into `work`; on failure the requests already started
+// are waited for (their buffers stay valid) and the error is returned.
+#define DISTRNN_MPI_START_OR_RETURN(work, expr)                               \
+  do {                                                                        \
+    MPI_Request distrnn_request_ = MPI_REQUEST_NULL;                          \
+    const int distrnn_mpi_rc_ = (expr);                                       \
+    if (distrnn_mpi_rc_ != MPI_SUCCESS) {                                     \
+      (void)(work)->Wait();                                                   \
+      absl::string_view distrnn_call_(#expr);                                 \
+      distrnn_call_ = distrnn_call_.substr(0, distrnn_call_.find('('));       \
+      return impl_->Error(*this, distrnn_call_, distrnn_mpi_rc_);             \
+    }                                                                         \
+    (work)->requests().push_back(distrnn_request_);                           \
+  } while (0)
+
+absl::StatusOr<std::unique_ptr<Work>> MpiCommunicator::AllReduceAsync(at::Tensor& tensor, ReduceOp op) {
+  if (absl::Status s = ValidateAllReduce(tensor, op); !s.ok()) return s;
+  if (absl::Status s = RequireHost(tensor, "all-reduce"); !s.ok()) return s;
+  absl::StatusOr<MPI_Datatype> type = ReduceType(tensor.scalar_type());
+  if (!type.ok()) return type.status();
+  std::function<void()> finish;
+  if (op == ReduceOp::kAverage && world_size_ > 1) finish = [tensor, w = world_size_]() mutable { tensor.div_(w); };
+  auto work = std::make_unique<MpiWork>(*this, "MPI_Iallreduce", tensor, std::move(finish));
+  const int64_t n = tensor.numel();
+  char* base = static_cast<char*>(tensor.data_ptr());
+  const int64_t item = tensor.element_size();
+  for (int64_t offset = 0; offset < n; offset += options_.chunk_elements) {
+    const int count = static_cast<int>(std::min<int64_t>(options_.chunk_elements, n - offset));
+    DISTRNN_MPI_START_OR_RETURN(work, MPI_Iallreduce(MPI_IN_PLACE, base + offset * item, count, *type, ToMpiOp(op),
+                                                     impl_->comm, &distrnn_request_));
+  }
+  return std::unique_ptr<Work>(std::move(work));
+}
+
+absl::StatusOr<std::unique_ptr<Work>> MpiCommunicator::BroadcastAsync(at::Tensor& tensor, int root) {
+  if (absl::Status s = ValidateBroadcast(tensor, root, world_size_); !s.ok()) return s;
+  if (absl::Status s = RequireHost(tensor, "broadcast"); !s.ok()) return s;
+  auto work = std::make_unique<MpiWork>(*this, "MPI_Ibcast", tensor, nullptr);
+  const int64_t bytes = tensor.nbytes();
+  const int64_t chunk = std::min<int64_t>(INT_MAX, options_.chunk_elements * tensor.element_size());
+  char* base = static_cast<char*>(tensor.data_ptr());
+  for (int64_t offset = 0; offset < bytes; offset += chunk) {
+    const int count = static_cast<int>(std::min<int64_t>(chunk, bytes - offset));
+    DISTRNN_MPI_START_OR_RETURN(work, MPI_Ibcast(base + offset, count, MPI_BYTE, root, impl_->comm, &distrnn_request_));
+  }
+  return std::unique_ptr<Work>(std::move(work));
+}
+
+absl::StatusOr<std::unique_ptr<Work>> MpiCommunicator::AllGatherAsync(const at::Tensor& input, at::Tensor& output) {
+  if (absl::Status s = ValidateAllGather(input, output, world_size_); !s.ok()) return s;
+  if (absl::Status s = RequireHost(input, "all-gather"); !s.ok()) return s;
+  const int64_t bytes = input.nbytes();
+  if (bytes > INT_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("MPI all-gather of ", bytes, " bytes per rank: at most ", INT_MAX));
+  }
+  auto work = std::make_unique<MpiWork>(*this, "MPI_Iallgather", output, nullptr);
+  const int count = static_cast<int>(bytes);
+  DISTRNN_MPI_START_OR_RETURN(work, MPI_Iallgather(input.data_ptr(), count, MPI_BYTE, output.data_ptr(), count,
+                                                   MPI_BYTE, impl_->comm, &distrnn_request_));
+  return std::unique_ptr<Work>(std::move(work));
 }
 
 void MpiCommunicator::Abort(int code) {

@@ -13,9 +13,15 @@
 //   Broadcast moves bytes, so any dtype works.
 // - Element counts above `chunk_elements` (default INT_MAX, MPI's count type is int)
 //   travel in several calls; tests force this path with a small chunk.
+// - Asynchronous forms use MPI_Iallreduce / MPI_Ibcast / MPI_Iallgather (one request
+//   per chunk); Wait() is MPI_Waitall (and the division of an average), IsCompleted()
+//   MPI_Testall. A Work must not outlive its communicator; one dropped unwaited is
+//   waited for in its destructor. The watchdog times the blocking part (Wait).
 // - Optional watchdog (invariant 5, "no hangs"): with collective_timeout_s > 0 a
-//   background thread ends the whole job with MPI_Abort, after one log line naming the
-//   collective, the rank and the host, when one collective runs longer than that. A peer
+//   background thread ends the whole job with MPI_Abort (exit 75) when one collective
+//   runs longer than that: it logs a line naming the collective, the rank and the host,
+//   then waits a grace period (max(1 s, 2 polls)) so every other waiting rank logs its
+//   own, and the ranks without a line are the stalled ones. A peer
 //   that died is normally handled by mpirun (it kills the job when a rank exits non-zero
 //   or on a signal); the watchdog covers a peer that is alive but stuck.
 //
@@ -58,11 +64,16 @@ class MpiCommunicator final : public Communicator {
   absl::Status Broadcast(at::Tensor& tensor, int root) override;
   absl::Status Barrier() override;
   absl::StatusOr<std::vector<double>> AllGather(double value) override;
+  absl::StatusOr<std::unique_ptr<Work>> AllReduceAsync(at::Tensor& tensor, ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<Work>> BroadcastAsync(at::Tensor& tensor, int root) override;
+  // At most INT_MAX bytes per rank.
+  absl::StatusOr<std::unique_ptr<Work>> AllGatherAsync(const at::Tensor& input, at::Tensor& output) override;
   // MPI_Abort on this communicator: every rank of the job ends.
   [[noreturn]] void Abort(int code) override;
 
  private:
   struct Impl;  // MPI handles and the watchdog thread
+  friend class MpiWork;
   explicit MpiCommunicator(const MpiOptions& options);
   absl::Status Init();
   void WatchdogLoop();

@@ -22,23 +22,30 @@ TEST(ParseCommKind, KnownNames) {
   EXPECT_EQ(*comm::ParseCommKind("local"), CommKind::kLocal);
   EXPECT_EQ(*comm::ParseCommKind("mpi"), CommKind::kMpi);
   EXPECT_EQ(*comm::ParseCommKind("MPI"), CommKind::kMpi);
-  for (CommKind k : {CommKind::kAuto, CommKind::kLocal, CommKind::kMpi}) {
+  for (CommKind k : {CommKind::kAuto, CommKind::kLocal, CommKind::kMpi, CommKind::kNccl}) {
     EXPECT_EQ(*comm::ParseCommKind(comm::CommKindName(k)), k);
   }
 }
 
-TEST(ParseCommKind, NcclIsRecognisedButNotBuilt) {
-  absl::StatusOr<CommKind> kind = comm::ParseCommKind("nccl");
-  ASSERT_FALSE(kind.ok());
-  EXPECT_EQ(kind.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_NE(kind.status().message().find("CUDA"), absl::string_view::npos) << kind.status();
+TEST(ParseCommKind, Nccl) {
+  EXPECT_EQ(*comm::ParseCommKind("nccl"), CommKind::kNccl);
+  EXPECT_EQ(comm::CommKindName(CommKind::kNccl), "nccl");
+  // --comm=auto never resolves to NCCL from the environment alone (it needs the device).
+  EXPECT_EQ(comm::ResolveCommKind(CommKind::kNccl, Env({})), CommKind::kNccl);
+}
+
+TEST(UseNcclForAuto, OnlyForSeveralRanksOnCudaWithNccl) {
+  EXPECT_TRUE(comm::UseNcclForAuto(/*on_cuda=*/true, /*world_size=*/2, /*nccl_built=*/true));
+  EXPECT_FALSE(comm::UseNcclForAuto(true, 1, true));   // one GPU: no communication
+  EXPECT_FALSE(comm::UseNcclForAuto(false, 4, true));  // CPU tensors: MPI
+  EXPECT_FALSE(comm::UseNcclForAuto(true, 4, false));  // no NCCL in this build
 }
 
 TEST(ParseCommKind, UnknownListsChoices) {
   absl::StatusOr<CommKind> kind = comm::ParseCommKind("gloo");
   ASSERT_FALSE(kind.ok());
   EXPECT_EQ(kind.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(kind.status().message().find("auto, local or mpi"), absl::string_view::npos) << kind.status();
+  EXPECT_NE(kind.status().message().find("auto, local, mpi or nccl"), absl::string_view::npos) << kind.status();
 }
 
 TEST(ResolveCommKind, ExplicitKindsAreKept) {

@@ -24,9 +24,14 @@ std::string Where(const Communicator& comm, at::ScalarType t, int64_t n) {
          c10::toString(t) + " n=" + std::to_string(n);
 }
 
+// NCCL reduces 16-bit floats; the CPU backends refuse them.
+bool HalfPrecision(const Communicator& comm, c10::Device device) {
+  return device.is_cuda() && std::string(comm.backend()) == "nccl";
+}
+
 }  // namespace
 
-void CheckAllReduce(Communicator& comm, const std::vector<int64_t>& sizes) {
+void CheckAllReduce(Communicator& comm, const std::vector<int64_t>& sizes, c10::Device device) {
   const int w = comm.world_size();
   for (at::ScalarType dtype : {at::kFloat, at::kDouble, at::kLong, at::kInt}) {
     for (int64_t n : sizes) {
@@ -37,18 +42,21 @@ void CheckAllReduce(Communicator& comm, const std::vector<int64_t>& sizes) {
         sum += x;
         max = at::maximum(max, x);
       }
-      at::Tensor s = RankData(comm.rank(), n, dtype);
+      at::Tensor s = RankData(comm.rank(), n, dtype).to(device);
       absl::Status sum_status = comm.AllReduce(s, ReduceOp::kSum);
-      at::Tensor m = RankData(comm.rank(), n, dtype);
+      at::Tensor m = RankData(comm.rank(), n, dtype).to(device);
       absl::Status max_status = comm.AllReduce(m, ReduceOp::kMax);
+      s = s.cpu();
+      m = m.cpu();
       EXPECT_TRUE(sum_status.ok()) << Where(comm, dtype, n) << ": " << sum_status;
       EXPECT_TRUE(max_status.ok()) << Where(comm, dtype, n) << ": " << max_status;
       EXPECT_TRUE(at::equal(s.to(at::kDouble), sum)) << Where(comm, dtype, n) << " sum";
       EXPECT_TRUE(at::equal(m.to(at::kDouble), max)) << Where(comm, dtype, n) << " max";
       EXPECT_EQ(s.scalar_type(), dtype);
 
-      at::Tensor a = RankData(comm.rank(), n, dtype);
+      at::Tensor a = RankData(comm.rank(), n, dtype).to(device);
       absl::Status avg_status = comm.AllReduce(a, ReduceOp::kAverage);
+      a = a.cpu();
       if (dtype == at::kFloat || dtype == at::kDouble) {
         EXPECT_TRUE(avg_status.ok()) << Where(comm, dtype, n) << ": " << avg_status;
         EXPECT_TRUE(at::allclose(a.to(at::kDouble), sum / w, 1e-7, 0)) << Where(comm, dtype, n) << " average";
@@ -61,24 +69,34 @@ void CheckAllReduce(Communicator& comm, const std::vector<int64_t>& sizes) {
   // Arguments every backend refuses (before communicating, so on every rank alike).
   at::Tensor undefined;
   EXPECT_EQ(comm.AllReduce(undefined, ReduceOp::kSum).code(), absl::StatusCode::kInvalidArgument);
-  at::Tensor strided = at::ones({4, 4}, at::kFloat).t();
+  at::Tensor strided = at::ones({4, 4}, at::kFloat).to(device).t();
   EXPECT_EQ(comm.AllReduce(strided, ReduceOp::kSum).code(), absl::StatusCode::kInvalidArgument);
-  at::Tensor half = at::ones({4}, at::kHalf);
-  EXPECT_EQ(comm.AllReduce(half, ReduceOp::kSum).code(), absl::StatusCode::kInvalidArgument);
+  for (at::ScalarType dtype : {at::kHalf, at::kBFloat16}) {
+    at::Tensor half = RankData(comm.rank(), 64, dtype).to(device);
+    absl::Status status = comm.AllReduce(half, ReduceOp::kSum);
+    if (HalfPrecision(comm, device)) {
+      at::Tensor sum = at::zeros({64}, at::kDouble);
+      for (int r = 0; r < w; ++r) sum += RankData(r, 64, at::kDouble);
+      EXPECT_TRUE(status.ok()) << status;
+      EXPECT_TRUE(at::equal(half.cpu().to(at::kDouble), sum)) << c10::toString(dtype);  // small integers: exact
+    } else {
+      EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c10::toString(dtype);
+    }
+  }
 }
 
-void CheckBroadcast(Communicator& comm, const std::vector<int64_t>& sizes) {
+void CheckBroadcast(Communicator& comm, const std::vector<int64_t>& sizes, c10::Device device) {
   for (int root = 0; root < comm.world_size(); ++root) {
     for (at::ScalarType dtype : {at::kFloat, at::kDouble, at::kLong, at::kByte}) {
       for (int64_t n : sizes) {
-        at::Tensor t = RankData(comm.rank(), n, dtype);
+        at::Tensor t = RankData(comm.rank(), n, dtype).to(device);
         absl::Status status = comm.Broadcast(t, root);
         EXPECT_TRUE(status.ok()) << Where(comm, dtype, n) << " root " << root << ": " << status;
-        EXPECT_TRUE(at::equal(t, RankData(root, n, dtype))) << Where(comm, dtype, n) << " root " << root;
+        EXPECT_TRUE(at::equal(t.cpu(), RankData(root, n, dtype))) << Where(comm, dtype, n) << " root " << root;
       }
     }
   }
-  at::Tensor t = at::ones({3}, at::kFloat);
+  at::Tensor t = at::ones({3}, at::kFloat).to(device);
   EXPECT_EQ(comm.Broadcast(t, comm.world_size()).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(comm.Broadcast(t, -1).code(), absl::StatusCode::kInvalidArgument);
 }
@@ -125,6 +143,63 @@ void CheckSmallCollectives(Communicator& comm) {
   }
   EXPECT_TRUE(empty_status.ok()) << empty_status;
   EXPECT_EQ(empty_from_root, "");
+}
+
+void CheckAsyncCollectives(Communicator& comm, c10::Device device) {
+  const int w = comm.world_size(), r = comm.rank();
+  // Everything is started before anything is waited for.
+  std::vector<at::Tensor> sums;
+  std::vector<absl::StatusOr<std::unique_ptr<comm::Work>>> sum_works;
+  for (int k = 0; k < 4; ++k) {
+    sums.push_back(RankData(r, 1000 + 7 * k, at::kFloat).to(device));
+    sum_works.push_back(comm.AllReduceAsync(sums.back(), ReduceOp::kSum));
+  }
+  at::Tensor avg = RankData(r, 100, at::kDouble).to(device);
+  auto avg_work = comm.AllReduceAsync(avg, ReduceOp::kAverage);
+  at::Tensor bcast = RankData(r, 33, at::kLong).to(device);
+  auto bcast_work = comm.BroadcastAsync(bcast, w - 1);
+  at::Tensor in = RankData(r, 5, at::kFloat).to(device);
+  at::Tensor out = at::zeros({5 * w}, at::kFloat).to(device);
+  auto gather_work = comm.AllGatherAsync(in, out);
+  // Refused before anything starts (the same on every rank).
+  at::Tensor wrong = at::zeros({5 * w + 1}, at::kFloat).to(device);
+  auto wrong_work = comm.AllGatherAsync(in, wrong);
+  at::Tensor ints = at::ones({3}, at::kLong).to(device);
+  auto int_avg_work = comm.AllReduceAsync(ints, ReduceOp::kAverage);
+
+  std::vector<absl::Status> waited;
+  for (auto& work : sum_works) waited.push_back(work.ok() ? (*work)->Wait() : work.status());
+  for (auto* work : {&avg_work, &bcast_work, &gather_work}) {
+    waited.push_back(work->ok() ? (**work)->Wait() : work->status());
+  }
+  at::Tensor blocking_out = at::zeros({3 * w}, at::kLong).to(device);
+  absl::Status blocking = comm.AllGatherTensor(at::full({3}, r + 10, at::kLong).to(device), blocking_out);
+
+  for (const absl::Status& s : waited) EXPECT_TRUE(s.ok()) << "rank " << r << ": " << s;
+  for (auto& work : sum_works) {
+    if (!work.ok()) continue;
+    EXPECT_TRUE((*work)->IsCompleted());
+    EXPECT_TRUE((*work)->error().ok());
+    EXPECT_TRUE((*work)->Wait().ok()) << "a second Wait returns the same result";
+  }
+  for (int k = 0; k < 4; ++k) {
+    at::Tensor expected = at::zeros({1000 + 7 * k}, at::kDouble);
+    for (int q = 0; q < w; ++q) expected += RankData(q, 1000 + 7 * k, at::kDouble);
+    EXPECT_TRUE(at::equal(sums[k].cpu().to(at::kDouble), expected)) << "async sum " << k << " on rank " << r;
+  }
+  at::Tensor mean = at::zeros({100}, at::kDouble);
+  for (int q = 0; q < w; ++q) mean += RankData(q, 100, at::kDouble);
+  EXPECT_TRUE(at::allclose(avg.cpu(), mean / w, 1e-12, 0)) << "async average on rank " << r;
+  EXPECT_TRUE(at::equal(bcast.cpu(), RankData(w - 1, 33, at::kLong))) << "async broadcast on rank " << r;
+  for (int q = 0; q < w; ++q) {
+    EXPECT_TRUE(at::equal(out.cpu().narrow(0, 5 * q, 5), RankData(q, 5, at::kFloat))) << "all-gather slot " << q;
+  }
+  EXPECT_TRUE(blocking.ok()) << blocking;
+  for (int q = 0; q < w; ++q) {
+    EXPECT_TRUE(at::equal(blocking_out.cpu().narrow(0, 3 * q, 3), at::full({3}, q + 10, at::kLong)));
+  }
+  EXPECT_EQ(wrong_work.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(int_avg_work.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace distrnn::testing

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include <algorithm>
 #include <set>
 
@@ -31,10 +33,47 @@ class MirrorCommunicator final : public comm::Communicator {
   absl::Status Broadcast(at::Tensor&, int) override { return absl::OkStatus(); }
   absl::Status Barrier() override { return absl::OkStatus(); }
   absl::StatusOr<std::vector<double>> AllGather(double v) override { return std::vector<double>(world_, v); }
+  // Asynchronous: the sum happens only at Wait(), and every start and wait is logged,
+  // so a reducer that reads a bucket before waiting for it sees the unreduced values.
+  absl::StatusOr<std::unique_ptr<comm::Work>> AllReduceAsync(at::Tensor& t, comm::ReduceOp op) override {
+    ++all_reduces;
+    const int id = static_cast<int>(log.size());
+    log.push_back("start " + std::to_string(id));
+    return std::unique_ptr<comm::Work>(std::make_unique<DeferredWork>(*this, t, op, id));
+  }
+  absl::StatusOr<std::unique_ptr<comm::Work>> BroadcastAsync(at::Tensor&, int) override {
+    return comm::MakeCompletedWork();
+  }
+  absl::StatusOr<std::unique_ptr<comm::Work>> AllGatherAsync(const at::Tensor&, at::Tensor&) override {
+    return comm::MakeCompletedWork(absl::UnimplementedError("not used"));
+  }
   [[noreturn]] void Abort(int code) override { std::exit(code); }
   int all_reduces = 0;
+  std::vector<std::string> log;
 
  private:
+  class DeferredWork final : public comm::Work {
+   public:
+    DeferredWork(MirrorCommunicator& comm, at::Tensor t, comm::ReduceOp op, int id)
+        : comm_(comm), t_(std::move(t)), op_(op), id_(id) {}
+    absl::Status Wait() override {
+      if (!done_) {
+        comm_.log.push_back("wait " + std::to_string(id_));
+        if (op_ == comm::ReduceOp::kSum) t_.mul_(comm_.world_);
+        done_ = true;
+      }
+      return absl::OkStatus();
+    }
+    bool IsCompleted() override { return done_; }
+    absl::Status error() const override { return absl::OkStatus(); }
+
+   private:
+    MirrorCommunicator& comm_;
+    at::Tensor t_;
+    comm::ReduceOp op_;
+    int id_;
+    bool done_ = false;
+  };
   int world_;
 };
 
@@ -130,7 +169,10 @@ TEST(GradientReducer, WorldOfOneLeavesGradientsAlone) {
   EXPECT_FALSE(params[1].grad().defined());
 }
 
+// Both host paths (Note [host buckets]): blocking all-reduces (the default), and the
+// asynchronous interface with every bucket started before the first is waited for.
 TEST(GradientReducer, AveragesAndCopiesBackThroughBuckets) {
+  for (bool async : {false, true})
   for (int64_t cap : {1, 32, 128, 1 << 20}) {
     MirrorCommunicator comm(4);
     auto params = MakeParams();
@@ -146,10 +188,21 @@ TEST(GradientReducer, AveragesAndCopiesBackThroughBuckets) {
     // A non-contiguous gradient is copied correctly too.
     params[5].mutable_grad() = at::randn({6, 5}).t();
     expected[5] = params[5].grad().clone();
-    GradientReducer reducer(comm, params, cap);
+    GradientReducer reducer(comm, params, cap, async);
     absl::Status status = reducer.AllReduceGradients();
     ASSERT_TRUE(status.ok()) << status;
     EXPECT_EQ(comm.all_reduces, static_cast<int>(reducer.num_buckets())) << "one all-reduce per bucket";
+    const int n = static_cast<int>(reducer.num_buckets());
+    if (async) {
+      // Every bucket is started before the first is waited for, and waited for in order.
+      ASSERT_EQ(comm.log.size(), static_cast<size_t>(2 * n));
+      for (int b = 0; b < n; ++b) {
+        EXPECT_EQ(comm.log[b], "start " + std::to_string(b));
+        EXPECT_EQ(comm.log[n + b], "wait " + std::to_string(b));
+      }
+    } else {
+      EXPECT_TRUE(comm.log.empty()) << "host buckets use the blocking all-reduce by default";
+    }
     for (size_t i = 0; i < params.size(); ++i) {
       ASSERT_TRUE(params[i].grad().defined()) << "cap " << cap << " param " << i;
       EXPECT_TRUE(at::allclose(params[i].grad(), expected[i], 1e-6, 1e-7)) << "cap " << cap << " param " << i;

@@ -1,0 +1,47 @@
+# Build check (run by CTest as `cmake -P`): the binaries resolve libnccl.so.2 to the
+# NCCL FindNCCL selected (the one libtorch loads), not another copy on the system, and
+# only one source file includes nccl.h.
+#
+#   cmake -DBINARIES="a;b" -DEXPECTED=/path/libnccl.so.2 -DSOURCE_DIR=... -P CheckNcclResolution.cmake
+foreach(var BINARIES EXPECTED SOURCE_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "CheckNcclResolution: ${var} is not set")
+  endif()
+endforeach()
+get_filename_component(expected "${EXPECTED}" REALPATH)
+
+find_program(LDD ldd REQUIRED)
+foreach(binary ${BINARIES})
+  execute_process(COMMAND "${LDD}" "${binary}" OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "ldd ${binary} failed: ${err}")
+  endif()
+  if(NOT out MATCHES "libnccl\\.so\\.2 => ([^ \t\n]+)")
+    message(FATAL_ERROR "${binary} does not load libnccl.so.2 (or it is not found):\n${out}")
+  endif()
+  get_filename_component(resolved "${CMAKE_MATCH_1}" REALPATH)
+  if(NOT resolved STREQUAL expected)
+    message(FATAL_ERROR "${binary} resolves libnccl.so.2 to ${resolved}, expected ${expected}")
+  endif()
+  string(REGEX MATCHALL "libnccl\\.so[^ \t\n]* => [^ \t\n]+" all_nccl "${out}")
+  list(LENGTH all_nccl n)
+  if(NOT n EQUAL 1)
+    message(FATAL_ERROR "${binary} loads ${n} NCCL libraries: ${all_nccl}")
+  endif()
+  message(STATUS "${binary}: libnccl.so.2 => ${resolved}")
+endforeach()
+
+file(GLOB_RECURSE sources "${SOURCE_DIR}/src/*.cc" "${SOURCE_DIR}/src/*.h" "${SOURCE_DIR}/tests/*.cc"
+     "${SOURCE_DIR}/tests/*.h" "${SOURCE_DIR}/bench/*.cc")
+set(includers "")
+foreach(file ${sources})
+  file(STRINGS "${file}" hits REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]nccl\\.h[>\"]")
+  if(hits)
+    file(RELATIVE_PATH rel "${SOURCE_DIR}" "${file}")
+    list(APPEND includers "${rel}")
+  endif()
+endforeach()
+if(NOT includers STREQUAL "src/comm/nccl_api.cc")
+  message(FATAL_ERROR "nccl.h must be included by src/comm/nccl_api.cc alone; included by: ${includers}")
+endif()
+message(STATUS "nccl.h is included by ${includers} alone")
