@@ -10,44 +10,14 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "data/text_file.h"
+#include "data/utf8.h"
 
 namespace distrnn::data {
 namespace {
 
-// Length of the UTF-8 sequence starting at text[i] and its code point, or 0 if invalid.
-int DecodeOne(absl::string_view text, size_t i, char32_t* code_point) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) {
-    *code_point = b0;
-    return 1;
-  }
-  int length;
-  char32_t cp;
-  char32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    length = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    length = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    length = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;  // continuation byte or 0xF8..0xFF
-  }
-  if (i + length > text.size()) return 0;
-  for (int k = 1; k < length; ++k) {
-    const unsigned char b = byte(i + k);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  *code_point = cp;
-  return length;
-}
-
 char32_t CodePointOf(absl::string_view utf8) {
   char32_t cp = 0;
-  DecodeOne(utf8, 0, &cp);
+  DecodeUtf8(utf8, 0, &cp);
   return cp;
 }
 
@@ -93,18 +63,12 @@ absl::Status CheckFraction(double valid_fraction) {
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> SplitUtf8(absl::string_view text, absl::string_view source) {
+  RETURN_IF_ERROR(CheckUtf8(text, source));
   std::vector<std::string> chars;
   chars.reserve(text.size());
-  int64_t line = 1;
   for (size_t i = 0; i < text.size();) {
     char32_t cp;
-    const int length = DecodeOne(text, i, &cp);
-    if (length == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s:%d: invalid UTF-8 at byte offset %d (byte 0x%02X); the file must be UTF-8 text",
-                          source, line, i, static_cast<unsigned char>(text[i])));
-    }
-    if (cp == '\n') ++line;
+    const int length = DecodeUtf8(text, i, &cp);
     chars.emplace_back(text.substr(i, length));
     i += length;
   }

@@ -2,40 +2,63 @@
 
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace distrnn::data {
 
+namespace {
+
+// A gzip stream that is corrupt or cut short is bad input (the user's file); a failing read
+// or allocation is a fault of the machine.
+absl::Status GzipError(const std::string& path, int zlib_code, absl::string_view message) {
+  absl::ConsumePrefix(&message, absl::StrCat(path, ": "));  // zlib's messages may start with the path
+  const std::string text = absl::StrCat("cannot read ", path, ": ", message);
+  switch (zlib_code) {
+    case Z_ERRNO: return absl::DataLossError(absl::StrCat(text, " (", std::strerror(errno), ")"));
+    case Z_MEM_ERROR: return absl::ResourceExhaustedError(text);
+    default: return absl::InvalidArgumentError(absl::StrCat(text, ": the gzip file is corrupt or truncated"));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ReadMaybeCompressedFile(const std::string& path, bool allow_empty) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return absl::NotFoundError(absl::StrCat("no such file: ", path));
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", ec.message()));  // e.g. a link loop
+  if (!exists) return absl::NotFoundError(absl::StrCat("no such file: ", path));
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat("expected a file, found a directory: ", path));
   }
   gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) return absl::PermissionDeniedError(absl::StrCat("cannot open ", path));
+  if (file == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
   gzbuffer(file, 1 << 17);
   std::string text;
-  char buffer[1 << 16];
+  std::vector<char> buffer(size_t{1} << 16);
   while (true) {
-    const int n = gzread(file, buffer, sizeof(buffer));
+    const int n = gzread(file, buffer.data(), static_cast<unsigned>(buffer.size()));
     if (n < 0) {
       int code = 0;
       const std::string message = gzerror(file, &code);
       gzclose(file);
-      return absl::DataLossError(absl::StrCat("cannot read ", path, ": ", message));
+      return GzipError(path, code, message);
     }
     if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
+    text.append(buffer.data(), static_cast<size_t>(n));
   }
   // zlib reports a gzip stream cut short only at close (Z_BUF_ERROR) on some versions,
   // and at gzread on others: check both.
   const int close_code = gzclose(file);
   if (close_code != Z_OK) {
-    return absl::DataLossError(absl::StrCat("cannot read ", path, ": gzip stream is truncated or corrupt (zlib error ",
-                                            close_code, ")"));
+    return GzipError(path, close_code, absl::StrCat("the gzip stream ends early (zlib error ", close_code, ")"));
   }
   if (text.empty() && !allow_empty) return absl::InvalidArgumentError(absl::StrCat("empty file: ", path));
   return text;

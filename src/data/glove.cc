@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "data/compressed_file.h"
+#include "data/utf8.h"
 
 namespace distrnn::data {
 namespace {
@@ -28,6 +29,7 @@ bool ParseFloat(absl::string_view s, float* out) {
 absl::StatusOr<PretrainedEmbeddings> LoadGloveEmbeddings(const std::string& path, const Vocabulary& vocab,
                                                          int64_t expected_dim) {
   ASSIGN_OR_RETURN(std::string contents, ReadMaybeCompressedFile(path));
+  RETURN_IF_ERROR(CheckUtf8(contents, path));
   PretrainedEmbeddings e;
   e.rows = vocab.size();
   e.dim = expected_dim > 0 ? expected_dim : 0;

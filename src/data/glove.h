@@ -6,7 +6,8 @@
 // is checked: a different number of values or a value that is not a finite float is an
 // InvalidArgument naming "<file>:<line>". Words with spaces (a few lines of GloVe 840B) are
 // therefore not supported. Empty lines are skipped. If a word occurs twice, its first
-// vector is used.
+// vector is used. The file must be UTF-8 (Note [text is UTF-8] in data/utf8.h): other
+// bytes are an InvalidArgument naming "<file>:<line>", and so is a corrupt or truncated .gz.
 #pragma once
 
 #include <cstdint>

@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "data/compressed_file.h"
 #include "data/text_file.h"
+#include "data/utf8.h"
 #include "data/word_corpus.h"
 
 namespace distrnn::data {
@@ -32,8 +33,18 @@ absl::StatusOr<std::vector<fs::path>> ReviewFiles(const fs::path& dir) {
     fs::path path;
   };
   std::vector<Entry> entries;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    if (!e.is_regular_file() || e.path().extension() != ".txt") continue;
+  // error_code overloads throughout: a hostile tree (a link to itself) must give a status,
+  // not a filesystem_error.
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::directory_entry& e = *it;
+    if (e.path().extension() != ".txt") continue;
+    std::error_code file_ec;
+    const bool regular = e.is_regular_file(file_ec);
+    if (file_ec) {  // a dangling link, a link to itself
+      return absl::InvalidArgumentError(absl::StrCat(e.path().string(), ": not a readable review (", file_ec.message(), ")"));
+    }
+    if (!regular) continue;
     const std::string name = e.path().filename().string();
     int64_t id = INT64_MAX;
     const absl::string_view prefix = absl::string_view(name).substr(0, name.find_first_of("_."));
@@ -64,6 +75,7 @@ size_t BreakTagLength(absl::string_view text, size_t i) {
 
 absl::StatusOr<std::vector<LabeledText>> ReadLabeledTsv(const std::string& path) {
   ASSIGN_OR_RETURN(std::string contents, ReadMaybeCompressedFile(path));
+  RETURN_IF_ERROR(CheckUtf8(contents, path));
   std::vector<LabeledText> out;
   int64_t line_number = 0;
   for (absl::string_view line : absl::StrSplit(contents, '\n')) {
@@ -97,6 +109,7 @@ absl::StatusOr<std::vector<LabeledText>> ReadAclImdbSplit(const std::string& spl
     }
     for (const fs::path& file : files) {
       ASSIGN_OR_RETURN(std::string text, ReadFileToString(file.string()));
+      RETURN_IF_ERROR(CheckUtf8(text, file.string()));
       if (IsBlank(text)) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": empty review text"));
       while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
       out.push_back({label, std::move(text)});

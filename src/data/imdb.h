@@ -11,7 +11,12 @@
 // Original layout (aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt): one review per
 // file, neg first then pos; inside each folder files are ordered by the numeric <id>
 // prefix (then by name for names without one), which is the row order of the TSV files.
-// An empty review file is an error naming the file.
+// An empty review file, or a *.txt entry that cannot be read (a dangling link), is an
+// error naming the file; other entries (folders, other names) are skipped.
+//
+// Both layouts must be UTF-8 (after decompression): other bytes are an InvalidArgument
+// naming "<file>:<line>" (Note [text is UTF-8] in data/utf8.h); so is a corrupt or
+// truncated .gz.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,9 @@ namespace distrnn::data {
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, bool allow_empty) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return absl::NotFoundError(absl::StrCat("no such file: ", path));
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", ec.message()));  // e.g. a link loop
+  if (!exists) return absl::NotFoundError(absl::StrCat("no such file: ", path));
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat("expected a file, found a directory: ", path));
   }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "data/text_file.h"
+#include "data/utf8.h"
 
 namespace distrnn::data {
 namespace {
@@ -25,10 +26,17 @@ absl::Status ForEachToken(const std::string& text, Fn&& fn) {
   return absl::OkStatus();
 }
 
+// The text of `path`, which must be UTF-8 (Note [text is UTF-8] in data/utf8.h).
+absl::StatusOr<std::string> ReadWordFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  RETURN_IF_ERROR(CheckUtf8(text, path));
+  return text;
+}
+
 }  // namespace
 
 absl::StatusOr<Vocabulary> BuildWordVocabulary(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::string text, ReadWordFile(path));
   std::unordered_map<std::string, int64_t> counts;
   RETURN_IF_ERROR(ForEachToken(text, [&](int64_t, absl::string_view token) {
     ++counts[std::string(token)];
@@ -38,7 +46,7 @@ absl::StatusOr<Vocabulary> BuildWordVocabulary(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<int64_t>> EncodeWordFile(const std::string& path, const Vocabulary& vocab) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::string text, ReadWordFile(path));
   const std::optional<int64_t> unk = vocab.Find(kUnk);
   std::vector<int64_t> ids;
   ids.reserve(text.size() / 5);

@@ -1,5 +1,7 @@
 // Word-level corpora in the PTB format: whitespace-separated tokens, one sentence per
-// line, "<eos>" appended at each line end (Mikolov / Zaremba preprocessing).
+// line, "<eos>" appended at each line end (Mikolov / Zaremba preprocessing). Files must be
+// UTF-8: anything else is an InvalidArgument naming file, line and byte offset (Note [text
+// is UTF-8] in data/utf8.h).
 #pragma once
 
 #include <cstdint>

@@ -87,5 +87,13 @@ TEST(GloveTest, ErrorsNameFileAndLine) {
               HasSubstr("no word vectors"));
 }
 
+TEST(GloveTest, InvalidUtf8IsRefusedNamingFileAndLine) {
+  TempDir dir;
+  const std::string path = dir.WriteFile("g.txt", "the 1 2 3\n\xFF\xFE 1 2 3\n");
+  auto e = LoadGloveEmbeddings(path, Vocab());
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(e.status().message(), HasSubstr(path + ":2: invalid UTF-8"));
+}
+
 }  // namespace
 }  // namespace distrnn::data

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "data/gzip_writer.h"
 #include "support/temp_dir.h"
 
@@ -166,6 +170,61 @@ TEST(ImdbTest, EncodeTruncatesAndMapsUnknown) {
   EXPECT_THAT(EncodeTokens({"b", "zebra", "a", "b"}, *v, 0), ElementsAre(2, 1, 3, 2));
   EXPECT_THAT(EncodeTokens({"a"}, *v, 5), ElementsAre(3));
   EXPECT_TRUE(EncodeTokens({}, *v, 5).empty());
+}
+
+// Invalid UTF-8 and corrupt gzip streams are bad input (InvalidArgument: exit 2) naming
+// the file, in both layouts.
+TEST(ImdbTest, InvalidUtf8AndCorruptGzipAreInvalidArgument) {
+  TempDir dir;
+  const std::string tsv = dir.WriteFile("train.tsv", "1\tgood\n0\tbad \xFF byte\n");
+  auto r = ReadLabeledTsv(tsv);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(tsv + ":2: invalid UTF-8 at byte offset 13"));
+
+  const std::string gz = dir.Join("test.tsv.gz");
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += std::to_string(i % 2) + "\treview number " + std::to_string(i) + "\n";
+  distrnn::testing::WriteGzipFile(gz, text);
+  std::ifstream in(gz, std::ios::binary);
+  std::string bytes(std::istreambuf_iterator<char>(in), {});
+  bytes[bytes.size() - 6] ^= 0x40;  // inside the CRC-32 of the trailer: "incorrect data check"
+  dir.WriteFile("test.tsv.gz", bytes);
+  auto crc = ReadLabeledTsv(gz);
+  EXPECT_EQ(crc.status().code(), absl::StatusCode::kInvalidArgument) << crc.status();
+  EXPECT_THAT(crc.status().message(), HasSubstr(gz));
+  dir.WriteFile("test.tsv.gz", bytes.substr(0, bytes.size() / 2));
+  auto cut = ReadLabeledTsv(gz);
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kInvalidArgument) << cut.status();
+  EXPECT_THAT(cut.status().message(), HasSubstr("corrupt or truncated"));
+
+  const std::string review = dir.WriteFile("acl/train/pos/0_9.txt", "fine\nthen \xC0\x80 overlong");
+  dir.WriteFile("acl/train/neg/0_1.txt", "fine");
+  auto acl = ReadAclImdbSplit(dir.Join("acl/train"));
+  EXPECT_EQ(acl.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(acl.status().message(), HasSubstr(review + ":2: invalid UTF-8"));
+}
+
+// Found by the fuzzer: a review that is a link to itself threw filesystem_error. A broken
+// *.txt entry (a dangling link or a loop) is an error naming it; a folder is skipped.
+TEST(ImdbTest, AclImdbBrokenLinksAreErrorsNamingThem) {
+  TempDir dir;
+  dir.WriteFile("train/pos/0_9.txt", "fine");
+  dir.WriteFile("train/neg/0_1.txt", "dull");
+  std::filesystem::create_directories(dir.Join("train/neg/5_1.txt"));
+  auto r = ReadAclImdbSplit(dir.Join("train"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size(), 2u);
+  const std::string loop = dir.Join("train/pos/1_9.txt");
+  std::filesystem::create_symlink(loop, loop);
+  const std::string dangling = dir.Join("train/neg/1_1.txt");
+  std::filesystem::create_symlink(dir.Join("nowhere"), dangling);
+  for (const std::string& broken : {dangling, loop}) {
+    auto bad = ReadAclImdbSplit(dir.Join("train"));
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(bad.status().message(), HasSubstr(broken + ": not a readable review"));
+    std::filesystem::remove(broken);
+  }
 }
 
 }  // namespace

@@ -109,5 +109,28 @@ TEST(WordCorpusTest, LoadPtbCorpusNamesTheMissingSplit) {
   EXPECT_THAT(corpus.status().message(), HasSubstr("ptb.valid.txt"));
 }
 
+// Invalid UTF-8 is refused when the file is read, naming file and line, in every split:
+// a vocabulary that JSON cannot hold would otherwise fail the first checkpoint save.
+TEST(WordCorpusTest, InvalidUtf8IsRefusedNamingFileAndLine) {
+  TempDir dir;
+  const std::string train = dir.WriteFile("ptb.train.txt", "a b\nc caf\xE9 d\n");  // Latin-1 'é'
+  auto vocab = BuildWordVocabulary(train);
+  ASSERT_FALSE(vocab.ok());
+  EXPECT_EQ(vocab.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(vocab.status().message(), HasSubstr(train + ":2: invalid UTF-8 at byte offset 9 (byte 0xE9)"));
+  EXPECT_EQ(EncodeWordFile(train, Vocabulary({"<eos>", "<unk>"})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  dir.WriteFile("ptb.train.txt", "a b <unk>\n");
+  dir.WriteFile("ptb.valid.txt", "a\n\n\xC3\n");  // cut short
+  dir.WriteFile("ptb.test.txt", "a\n");
+  auto corpus = LoadPtbCorpus(dir.path());
+  ASSERT_FALSE(corpus.ok());
+  EXPECT_THAT(corpus.status().message(), HasSubstr("ptb.valid.txt:3: invalid UTF-8"));
+  // Valid multi-byte UTF-8 words are fine.
+  dir.WriteFile("ptb.valid.txt", "caf\xC3\xA9 \xE2\x82\xAC\n");
+  EXPECT_TRUE(LoadPtbCorpus(dir.path()).ok());
+}
+
 }  // namespace
 }  // namespace distrnn::data
