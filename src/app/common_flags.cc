@@ -1,5 +1,9 @@
 #include "app/common_flags.h"
 
+#include <cmath>
+#include <limits>
+#include <utility>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -8,14 +12,26 @@
 ABSL_FLAG(std::string, task, "ptb_lm",
           "Task: ptb_lm (PTB words), char_lm (any text file), copy (synthetic copy task) or imdb (sentiment).");
 ABSL_FLAG(std::string, data_dir, "", "Data sets directory (else $DISTRNN_DATA, ../shared/data, ./data).");
-ABSL_FLAG(std::string, comm, "auto", "Communicator: auto (mpi under an MPI launcher), local or mpi.");
+ABSL_FLAG(std::string, comm, "auto",
+          "Communicator: auto (under an MPI launcher: nccl on CUDA, else mpi; else local), local, mpi or nccl.");
+ABSL_FLAG(std::string, device, "auto",
+          "Device of each rank: auto (CUDA when visible), cpu or cuda (cuda:(local rank % visible GPUs)).");
+ABSL_FLAG(bool, allow_shared_gpu, false, "Let more ranks than visible GPUs share a node's GPUs.");
+ABSL_FLAG(std::string, precision, "fp32", "fp32, or bf16 (autocast of the forward pass on CUDA; fp32 weights).");
+ABSL_FLAG(bool, deterministic, false, "Deterministic cuDNN/cuBLAS kernels, no TF32 (for equivalence checks).");
 ABSL_FLAG(int32_t, threads, 0, "Intra-op CPU threads per rank (0: allowed cores / ranks on this node).");
 ABSL_FLAG(uint64_t, seed, 1234, "Random seed (initialisation, dropout, data order, sampling).");
 ABSL_FLAG(std::string, run_dir, "runs/latest", "Directory for metrics.jsonl and checkpoints ('' for none).");
-ABSL_FLAG(double, collective_timeout_s, 300.0,
-          "MPI: end the job when a collective waits longer than this for a stalled peer (0: never).");
-ABSL_FLAG(int32_t, fault_rank, -1, "Testing aid: the rank that exits abruptly at --fault_step.");
-ABSL_FLAG(int64_t, fault_step, 0, "Testing aid: step before which --fault_rank exits abruptly (0: off).");
+ABSL_FLAG(double, collective_timeout_s, 600.0,
+          "MPI/NCCL: end the job when a collective waits longer than this for a stalled peer (0: never). Must "
+          "exceed rank 0's longest evaluation, which the other ranks wait through (README: Fault tolerance).");
+ABSL_FLAG(int32_t, fault_rank, -1, "Testing aid: the rank that fails at --fault_step (how: --fault_kind).");
+ABSL_FLAG(int64_t, fault_step, 0, "Testing aid: the global step (1-based) at which --fault_rank fails (0: off).");
+ABSL_FLAG(std::string, fault_kind, "exit",
+          "Testing aid: exit (abruptly, before the step), nan_loss or nan_grad (a NaN in the step's loss or gradient).");
+ABSL_FLAG(std::string, on_nonfinite, "stop",
+          "A non-finite loss or gradient on any rank: stop (exit 3, naming step and rank) or skip the update.");
+ABSL_FLAG(int64_t, max_skipped, 10, "--on_nonfinite=skip: stop once more than this many steps were skipped.");
 
 ABSL_FLAG(std::string, cell, "lstm", "Recurrent cell: rnn_tanh, rnn_relu, lstm, gru, mlstm or mgru.");
 ABSL_FLAG(int32_t, num_layers, 2, "Recurrent layers.");
@@ -56,11 +72,18 @@ absl::StatusOr<RunOptions> RunOptionsFromFlags() {
   run.data_dir = absl::GetFlag(FLAGS_data_dir);
   run.run_dir = absl::GetFlag(FLAGS_run_dir);
   run.comm = absl::GetFlag(FLAGS_comm);
+  ASSIGN_OR_RETURN(run.device, common::ParseDeviceKind(absl::GetFlag(FLAGS_device)));
+  run.allow_shared_gpu = absl::GetFlag(FLAGS_allow_shared_gpu);
+  ASSIGN_OR_RETURN(run.precision, common::ParsePrecision(absl::GetFlag(FLAGS_precision)));
+  run.deterministic = absl::GetFlag(FLAGS_deterministic);
   run.threads = absl::GetFlag(FLAGS_threads);
   if (run.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   run.seed = absl::GetFlag(FLAGS_seed);
   run.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s);
-  if (run.collective_timeout_s < 0) return absl::InvalidArgumentError("--collective_timeout_s must be >= 0");
+  if (!(run.collective_timeout_s >= 0) || !std::isfinite(run.collective_timeout_s)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--collective_timeout_s must be finite and >= 0, got ", run.collective_timeout_s));
+  }
   run.fault_rank = absl::GetFlag(FLAGS_fault_rank);
   run.fault_step = absl::GetFlag(FLAGS_fault_step);
   return run;
@@ -83,6 +106,30 @@ absl::Status ValidateCommonFlags() {
     return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
   }
   if (!(absl::GetFlag(FLAGS_init_scale) > 0)) return absl::InvalidArgumentError("--init_scale must be positive");
+  // "nan" and "inf" parse as doubles: refuse them here rather than in libtorch (exit 1) or
+  // as a diverged run (issue 8's flagfile fuzzing).
+  for (const auto& [name, value] : {std::pair<const char*, double>{"lr", absl::GetFlag(FLAGS_lr)},
+                                    {"init_scale", absl::GetFlag(FLAGS_init_scale)},
+                                    {"dropout", absl::GetFlag(FLAGS_dropout)},
+                                    {"bucket_mb", absl::GetFlag(FLAGS_bucket_mb)},
+                                    {"collective_timeout_s", absl::GetFlag(FLAGS_collective_timeout_s)}}) {
+    if (!std::isfinite(value)) return absl::InvalidArgumentError(absl::StrCat("--", name, " must be finite, got ", value));
+  }
+  // These scale float32 tensors: a larger value fails in libtorch ("cannot be converted to
+  // type float without overflow").
+  for (const auto& [name, value] : {std::pair<const char*, double>{"lr", absl::GetFlag(FLAGS_lr)},
+                                    {"init_scale", absl::GetFlag(FLAGS_init_scale)},
+                                    {"clip_norm", absl::GetFlag(FLAGS_clip_norm)},
+                                    {"clip_value", absl::GetFlag(FLAGS_clip_value)}}) {
+    if (std::fabs(value) > std::numeric_limits<float>::max()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " must be at most ", std::numeric_limits<float>::max(), " (float32), got ", value));
+    }
+  }
+  const double dropout = absl::GetFlag(FLAGS_dropout);
+  if (!(dropout >= 0.0 && dropout < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--dropout must be in [0, 1), got ", dropout));
+  }
   return absl::OkStatus();
 }
 

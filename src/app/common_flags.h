@@ -9,6 +9,7 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
+#include "common/device.h"
 #include "model/model_config.h"
 
 ABSL_DECLARE_FLAG(std::string, task);
@@ -38,6 +39,9 @@ ABSL_DECLARE_FLAG(int32_t, warmup_steps);
 ABSL_DECLARE_FLAG(int64_t, checkpoint_every_steps);
 ABSL_DECLARE_FLAG(int32_t, keep_checkpoints);
 ABSL_DECLARE_FLAG(std::string, resume);
+ABSL_DECLARE_FLAG(std::string, fault_kind);
+ABSL_DECLARE_FLAG(std::string, on_nonfinite);
+ABSL_DECLARE_FLAG(int64_t, max_skipped);
 
 namespace distrnn::app {
 
@@ -46,7 +50,11 @@ struct RunOptions {
   std::string task;      // a name in the task registry (task_registry.h)
   std::string data_dir;  // as given (resolved by the task that needs it)
   std::string run_dir;   // metrics.jsonl and checkpoints ("" = none)
-  std::string comm;      // auto | local | mpi
+  std::string comm;      // auto | local | mpi | nccl
+  common::DeviceKind device = common::DeviceKind::kAuto;  // --device
+  bool allow_shared_gpu = false;                          // more ranks than GPUs on a node
+  common::Precision precision = common::Precision::kFp32;
+  bool deterministic = false;                             // deterministic cuDNN/cuBLAS
   int threads = 0;       // 0: cores of this process / ranks on the node
   uint64_t seed = 0;
   double collective_timeout_s = 0.0;  // MPI watchdog (0: off)

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "app/lm_checkpoint.h"
+#include "app/model_budget.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "data/copy_task.h"
@@ -98,6 +99,7 @@ absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareCopyTask(const RunOptions& 
   ASSIGN_OR_RETURN(lm, LanguageModelConfigFromFlags("the copy task"));
   lm.vocab_size = data::kCopyVocabSize;
   RETURN_IF_ERROR(lm.Validate());
+  RETURN_IF_ERROR(CheckModelFitsInMemory(lm, /*copies=*/2, "the model"));  // Note [model size check]
 
   train::CopyTaskConfig& t = prepared->task;
   t.train_spec = {absl::GetFlag(FLAGS_copy_train_symbols), absl::GetFlag(FLAGS_copy_delimiters),

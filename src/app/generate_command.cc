@@ -36,7 +36,11 @@ absl::StatusOr<std::vector<int64_t>> EncodePrompt(const LmCheckpointInfo& info, 
     return data::EncodeChars(text, info.vocab, "--prompt");
   }
   std::vector<int64_t> ids;
-  if (prompt.empty()) ids.push_back(*info.vocab.Find(data::kEos));
+  if (prompt.empty()) {
+    const std::optional<int64_t> eos = info.vocab.Find(data::kEos);
+    if (!eos) return absl::InvalidArgumentError(absl::StrCat("the checkpoint's vocabulary has no ", data::kEos));
+    ids.push_back(*eos);
+  }
   for (absl::string_view word : absl::StrSplit(prompt, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
     std::optional<int64_t> id = info.vocab.Find(word);
     if (!id) id = info.vocab.Find(data::kUnk);

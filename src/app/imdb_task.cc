@@ -9,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "app/model_budget.h"
 #include "app/task_registry.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -51,7 +52,7 @@ nlohmann::json ImdbCheckpointMeta(const model::ClassifierConfig& config, const d
 
 absl::StatusOr<ImdbCheckpointInfo> ReadImdbCheckpointInfo(const std::string& path) {
   ASSIGN_OR_RETURN(nlohmann::json meta, train::ReadCheckpointMeta(path));
-  const std::string task = meta.value("task", "");
+  const std::string task = meta.contains("task") && meta["task"].is_string() ? meta["task"].get<std::string>() : "";
   if (task != "imdb") {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " is a checkpoint of task '", task, "', not of the imdb classifier (--task=imdb)"));
@@ -78,6 +79,7 @@ absl::StatusOr<ImdbCheckpointInfo> ReadImdbCheckpointInfo(const std::string& pat
   if (absl::Status s = info.config.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": bad classifier config in metadata: ", s.message()));
   }
+  RETURN_IF_ERROR(CheckModelFitsInMemory(info.config, /*copies=*/1, absl::StrCat("the model of ", path)));
   return info;
 }
 
@@ -244,6 +246,7 @@ class PreparedImdbTask : public PreparedTask {
     ASSIGN_OR_RETURN(data_, LoadImdbData(options_, comm.is_root()));
     options_.model.vocab_size = data_.vocab.size();
     RETURN_IF_ERROR(options_.model.Validate());
+    RETURN_IF_ERROR(CheckModelFitsInMemory(options_.model, /*copies=*/2, "the model"));  // Note [model size check]
     model::Classifier model{nullptr};
     RETURN_IF_ERROR(common::GuardTorch("cannot build the model", [&] {
       torch::manual_seed(options_.run.seed);

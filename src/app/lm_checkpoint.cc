@@ -1,7 +1,9 @@
 #include "app/lm_checkpoint.h"
 
 #include "absl/strings/str_cat.h"
+#include "app/model_budget.h"
 #include "common/status_macros.h"
+#include "data/word_corpus.h"
 #include "train/checkpoint.h"
 
 namespace distrnn::app {
@@ -25,7 +27,8 @@ nlohmann::json LmCheckpointMeta(const std::string& task, const model::LanguageMo
 absl::StatusOr<LmCheckpointInfo> ReadLmCheckpointInfo(const std::string& path) {
   ASSIGN_OR_RETURN(nlohmann::json meta, train::ReadCheckpointMeta(path));
   LmCheckpointInfo info;
-  info.task = meta.value("task", "");
+  // Metadata is checksummed, not trusted: a field of another type is an error, not an exception.
+  info.task = meta.contains("task") && meta["task"].is_string() ? meta["task"].get<std::string>() : "";
   if (info.task != "ptb_lm" && info.task != "char_lm") {
     return absl::InvalidArgumentError(absl::StrCat(path, " is a checkpoint of task '", info.task,
                                                    "', not of a language model (ptb_lm or char_lm)"));
@@ -44,6 +47,13 @@ absl::StatusOr<LmCheckpointInfo> ReadLmCheckpointInfo(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": incomplete checkpoint metadata (", e.what(), ")"));
   }
   info.config.vocab_size = info.vocab.size();
+  if (info.task == "ptb_lm" && !info.vocab.Contains(data::kEos)) {  // generate starts a sentence with it
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the word vocabulary in the metadata has no ", data::kEos));
+  }
+  if (absl::Status s = info.config.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": bad language model config in metadata: ", s.message()));
+  }
+  RETURN_IF_ERROR(CheckModelFitsInMemory(info.config, /*copies=*/1, absl::StrCat("the model of ", path)));
   return info;
 }
 

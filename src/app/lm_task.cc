@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "app/lm_checkpoint.h"
+#include "app/model_budget.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "data/char_corpus.h"
@@ -108,6 +109,7 @@ absl::StatusOr<std::unique_ptr<train::TrainTask>> PreparedLmTask::Build(comm::Co
   ASSIGN_OR_RETURN(data_, LoadData(init ? &init->vocab : nullptr));
   lm.vocab_size = data_.vocab.size();
   RETURN_IF_ERROR(lm.Validate());
+  RETURN_IF_ERROR(CheckModelFitsInMemory(lm, /*copies=*/2, "the model"));  // Note [model size check]
   model::LanguageModel model{nullptr};
   RETURN_IF_ERROR(common::GuardTorch("cannot build the model", [&] {
     torch::manual_seed(run.seed);

@@ -2,7 +2,9 @@
 //
 //   distrnn train [--flagfile=configs/ptb_small.flags] [--flag=value ...]
 //
-// Exit codes: 0 ok, 2 bad input (flags, data, checkpoints), 1 other failures.
+// Exit codes: 0 ok, 2 bad input (flags, data, checkpoints), 3 a non-finite loss or
+// gradient (--on_nonfinite), 128 + signal after a stop signal's checkpoint (143 SIGTERM,
+// 130 SIGINT), 1 other failures.
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,9 +19,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "app/exit_codes.h"
+#include "app/flagfile_check.h"
 #include "app/generate_command.h"
 #include "app/predict_command.h"
 #include "app/train_command.h"
+#include "common/logging.h"
+#include "common/torch_status.h"
+#include "train/agreed_stop.h"
 
 namespace {
 
@@ -51,6 +57,14 @@ bool IsHelpFlag(const char* arg) {
 bool IsOurFlagFile(absl::string_view file) { return absl::StrContains(file, "src/app/"); }
 
 int Fail(const absl::Status& status) {
+  // An agreed stop ends every rank with the same status: rank 0 alone says it.
+  if (distrnn::train::IsAgreedStop(status)) {
+    if (distrnn::common::LogRank() == 0) {
+      std::fprintf(stderr, "distrnn: %s%s\n", distrnn::train::StopSignalOf(status) > 0 ? "" : "error: ",
+                   std::string(status.message()).c_str());
+    }
+    return distrnn::app::ExitCodeFor(status);
+  }
   std::fprintf(stderr, "distrnn: error: %s\n", std::string(status.message()).c_str());
   return distrnn::app::ExitCodeFor(status);
 }
@@ -78,6 +92,9 @@ int main(int argc, char** argv) {
     args.push_back(argv[i]);
     g_help_requested |= IsHelpFlag(argv[i]);
   }
+  if (absl::Status flagfiles = distrnn::app::CheckFlagfiles(std::vector<std::string>(args.begin() + 1, args.end())); !flagfiles.ok()) {
+    return Fail(flagfiles);  // Note [flagfile lines]
+  }
   std::atexit(RedirectExitDuringParse);
   g_parsing_flags = true;
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
@@ -87,14 +104,20 @@ int main(int argc, char** argv) {
   }
 
   absl::Status status;
-  if (command == "train") {
-    status = distrnn::app::RunTrain();
-  } else if (command == "generate") {
-    status = distrnn::app::RunGenerate();
-  } else if (command == "predict") {
-    status = distrnn::app::RunPredict();
-  } else {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'\n", kUsage)));
+  try {
+    if (command == "train") {
+      status = distrnn::app::RunTrain();
+    } else if (command == "generate") {
+      status = distrnn::app::RunGenerate();
+    } else if (command == "predict") {
+      status = distrnn::app::RunPredict();
+    } else {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'\n", kUsage)));
+    }
+  } catch (...) {
+    // An exception no module turned into a status is a bug; it still ends in one line and
+    // exit 1 rather than std::terminate's abort and trace.
+    status = distrnn::common::StatusFromCurrentException("internal error (an uncaught exception; please report)");
   }
   return status.ok() ? distrnn::app::kExitOk : Fail(status);
 }

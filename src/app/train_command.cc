@@ -5,6 +5,8 @@
 #include "absl/strings/str_format.h"
 #include "app/config_table.h"
 #include "app/run_context.h"
+#include "app/stop_signals.h"
+#include "common/device.h"
 #include "common/logging.h"
 #include "common/runtime.h"
 #include "common/status_macros.h"
@@ -38,6 +40,9 @@ void AddTrainerRows(const train::TrainerConfig& t, const RunOptions& run, const 
                                                                    ? absl::StrCat(" and ", t.checkpoint_every_steps, " steps")
                                                                    : "", ", keep ", t.keep_checkpoints)});
   rows.push_back({"resume", resume});
+  rows.push_back({"non-finite loss/gradient", t.on_nonfinite == train::NonFinitePolicy::kStop
+                                                  ? "stop"
+                                                  : absl::StrCat("skip the update (at most ", t.max_skipped, " steps)")});
   rows.push_back({"process", DescribeProcess(run, comm)});
   rows.push_back({"seed", absl::StrCat(run.seed)});
   rows.push_back({"run dir", t.run_dir.empty() ? "(none)" : t.run_dir});
@@ -85,6 +90,9 @@ absl::StatusOr<train::TrainerConfig> TrainerConfigFromFlags(const RunOptions& ru
   t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
   t.fault_rank = run.fault_rank;
   t.fault_step = run.fault_step;
+  ASSIGN_OR_RETURN(t.fault_kind, train::ParseFaultKind(absl::GetFlag(FLAGS_fault_kind)));
+  ASSIGN_OR_RETURN(t.on_nonfinite, train::ParseNonFinitePolicy(absl::GetFlag(FLAGS_on_nonfinite)));
+  t.max_skipped = absl::GetFlag(FLAGS_max_skipped);
   RETURN_IF_ERROR(t.Validate());
   return t;
 }
@@ -94,7 +102,8 @@ absl::Status RunTrain() {
   ASSIGN_OR_RETURN(const TaskEntry* entry, FindTask(run.task));
   ASSIGN_OR_RETURN(train::TrainerConfig config, TrainerConfigFromFlags(run, *entry));
   ASSIGN_OR_RETURN(std::unique_ptr<PreparedTask> prepared, entry->prepare(run));
-  return RunWithCommunicator(run, [&](comm::Communicator& comm) -> absl::Status {
+  return RunWithCommunicator(run, [&](comm::Communicator& comm, c10::Device device) -> absl::Status {
+    InstallStopSignalHandlers();  // from here SIGTERM/SIGINT stop at a step boundary (stop_signals.h)
     const train::Shard shard{comm.rank(), comm.world_size(), config.micro_batches};
     if (config.batch_size % shard.count() != 0) {
       return absl::InvalidArgumentError(absl::StrCat("--batch_size ", config.batch_size,
@@ -103,12 +112,19 @@ absl::Status RunTrain() {
     }
     ConfigRows rows = {{"task", absl::StrCat(entry->name, ": ", entry->description)}};
     ASSIGN_OR_RETURN(std::unique_ptr<train::TrainTask> task, prepared->Build(comm, shard, rows));
+    // Built (and any --init_from loaded) on the CPU with the seed, then moved: every
+    // device starts from the same parameters. The task follows its model's device.
+    RETURN_IF_ERROR(common::MoveModule(task->model(), device));
     AddTrainerRows(config, run, comm, comm.is_root() ? DescribeResume(config) : "", rows);
     common::Log0(FormatConfigTable(rows));
+    config.stop_signal = PendingStopSignal;
     train::Trainer trainer(comm, *task, config);
     ASSIGN_OR_RETURN(train::TrainResult result, trainer.Run());
-    common::Log0(absl::StrFormat("| done | epochs %d | steps %d | %s | peak memory %.0f MiB |", result.epochs,
-                                 result.steps, prepared->Summary(result), common::PeakRssMiB()));
+    common::Log0(absl::StrFormat("| done | epochs %d | steps %d | %s |%s peak memory %.0f MiB |", result.epochs,
+                                 result.steps, prepared->Summary(result),
+                                 result.skipped_steps > 0 ? absl::StrCat(" skipped ", result.skipped_steps, " steps |")
+                                                          : "",
+                                 common::PeakRssMiB()));
     return absl::OkStatus();
   });
 }

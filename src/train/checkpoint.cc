@@ -376,6 +376,23 @@ absl::Status CollectModule(torch::serialize::InputArchive& archive, torch::nn::M
   return absl::OkStatus();
 }
 
+// The first tensor under `archive` (recursively) that holds NaN/Inf, named as LoadModel
+// names model tensors ("lstm.weight_ih_l0"; "optimizer.<...>", "tensors/<name>" for the
+// rest), or "" if none does. Non-tensor entries (step counts, options) are skipped.
+std::string FirstNonFinite(torch::serialize::InputArchive& archive, const std::string& prefix) {
+  for (const std::string& key : archive.keys()) {
+    at::Tensor tensor;
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, tensor, /*is_buffer=*/false) || archive.try_read(key, tensor, /*is_buffer=*/true)) {
+      if (HoldsNonFinite(tensor)) return prefix + key;
+    } else if (archive.try_read(key, child)) {
+      std::string found = FirstNonFinite(child, prefix.empty() && key == "model" ? "" : prefix + key + ".");
+      if (!found.empty()) return found;
+    }
+  }
+  return "";
+}
+
 // c10 errors while reading a verified payload mean the payload does not fit the caller's
 // model or optimizer: an InvalidArgument naming the checkpoint.
 template <typename Fn>
@@ -497,6 +514,17 @@ absl::StatusOr<CheckpointReader> CheckpointReader::FromBytes(std::string bytes, 
     if (absl::StartsWith(key, "tensors/")) reader.tensor_names_.push_back(key.substr(std::strlen("tensors/")));
   }
   if (!has_model) return absl::InvalidArgumentError(absl::StrCat(name, " holds no model"));
+  // Note [non-finite checkpoints]: a NaN/Inf anywhere (weights, optimizer moments, the LM
+  // hidden state) would only surface later as a failed sample or a non-finite gradient;
+  // the whole checkpoint is refused when read, like a checksum mismatch.
+  std::string non_finite;
+  RETURN_IF_ERROR(GuardRead(absl::StrCat(name, ": the payload is not a readable torch archive"), [&] {
+    non_finite = FirstNonFinite(*reader.archive_, "");
+    return absl::OkStatus();
+  }));
+  if (!non_finite.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": checkpoint tensor '", non_finite, "' holds NaN/Inf"));
+  }
   std::sort(reader.tensor_names_.begin(), reader.tensor_names_.end());
   reader.payload_offset_ = header.size;
   reader.meta_ = std::move(header.meta);

@@ -68,8 +68,8 @@ absl::Status SaveCheckpoint(const std::string& path, const nlohmann::json& meta,
 class CheckpointReader {
  public:
   // NotFound for a missing file; InvalidArgument, naming the file, for one that is foreign,
-  // truncated, corrupt or unreadable. A foreign or truncated file is refused from its header,
-  // before its payload is read.
+  // truncated, corrupt or unreadable, or holds a NaN/Inf in any tensor (model, optimizer or
+  // extra). A foreign or truncated file is refused from its header, before its payload is read.
   static absl::StatusOr<CheckpointReader> FromFile(const std::string& path);
   // `bytes` as SerializeCheckpoint returns them (e.g. received from rank 0); `name` stands
   // for the source in error messages.

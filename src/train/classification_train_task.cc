@@ -7,6 +7,7 @@
 #include <torch/nn/functional/loss.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/device.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "model/column_dropout.h"
@@ -18,11 +19,16 @@ struct BatchTensors {
   at::Tensor tokens, lengths, labels;
 };
 
-BatchTensors ToTensors(const data::ClassificationBatch& b) {
-  auto copy = [](const std::vector<int64_t>& v, std::vector<int64_t> shape) {
-    return at::from_blob(const_cast<int64_t*>(v.data()), shape, at::kLong).clone();
+// Tokens and labels on `device` (staged through pinned memory on CUDA); lengths stay on
+// the host, where packing reads them.
+BatchTensors ToTensors(const data::ClassificationBatch& b, c10::Device device) {
+  auto copy = [](const std::vector<int64_t>& v, std::vector<int64_t> shape, c10::Device to) {
+    const at::Tensor host = at::from_blob(const_cast<int64_t*>(v.data()), shape, at::kLong);
+    return to.is_cpu() ? host.clone() : common::ToDevice(host, to);
   };
-  return {copy(b.tokens, {b.max_len, b.batch}), copy(b.lengths, {b.batch}), copy(b.labels, {b.batch})};
+  const c10::Device cpu(c10::kCPU);
+  return {copy(b.tokens, {b.max_len, b.batch}, device), copy(b.lengths, {b.batch}, cpu),
+          copy(b.labels, {b.batch}, device)};
 }
 
 // Summed over the batch: BCE-with-logits for one logit, cross entropy for K.
@@ -57,7 +63,8 @@ absl::StatusOr<ClassificationEval> EvaluateClassifier(model::Classifier& model, 
     model->eval();
     for (int64_t begin = 0; begin < n; begin += batch) {
       std::vector<int64_t> indices(order.begin() + begin, order.begin() + std::min(n, begin + batch));
-      BatchTensors t = ToTensors(data::MakeClassificationBatch(data, indices, model->config().padding_idx));
+      BatchTensors t = ToTensors(data::MakeClassificationBatch(data, indices, model->config().padding_idx),
+                                 common::ModuleDevice(*model));
       at::Tensor logits = model->forward(t.tokens, t.lengths);
       eval.loss_sum += SummedLoss(logits, t.labels).item<double>();
       eval.correct += CountCorrect(logits, t.labels);
@@ -111,7 +118,7 @@ absl::StatusOr<MicroBatchLoss> ClassificationTrainTask::Forward(int64_t step, in
                                                  model_->config().padding_idx);
     batch = &micro_batch_;
   }
-  BatchTensors t = ToTensors(*batch);
+  BatchTensors t = ToTensors(*batch, common::ModuleDevice(*model_));
   model_->SetDropoutKey(
       model::DropoutKey{config_.seed, global_step, shard_.index(micro) * config_.batch_size / shard_.count()});
   at::Tensor logits = model_->forward(t.tokens, t.lengths);

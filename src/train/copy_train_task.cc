@@ -6,6 +6,7 @@
 #include <torch/nn/module.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/device.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "common/validation.h"
@@ -57,13 +58,16 @@ absl::StatusOr<CopyEvaluation> EvaluateCopy(model::LanguageModel& model, const d
     torch::NoGradGuard no_grad;
     const bool was_training = model->is_training();
     model->eval();
-    at::Tensor inputs, targets;
+    const c10::Device device = common::ModuleDevice(*model);
+    at::Tensor host_inputs, host_targets, inputs, targets;  // ids built on the host, used on the model's device
     for (int64_t begin = 0; begin < count; begin += batch_size) {
       std::vector<int64_t> indices;
       for (int64_t i = begin; i < std::min(count, begin + batch_size); ++i) indices.push_back(first_index + i);
       ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(spec, seed, indices));
-      LoadIds(batch.inputs, batch.steps, batch.batch, inputs);
-      LoadIds(batch.targets, batch.steps, batch.batch, targets);
+      LoadIds(batch.inputs, batch.steps, batch.batch, host_inputs);
+      LoadIds(batch.targets, batch.steps, batch.batch, host_targets);
+      inputs = common::ToDevice(host_inputs, device);
+      targets = common::ToDevice(host_targets, device);
       // The whole sequence in one call from a zero state: the state carries across all T steps.
       auto [logits, state] = model->forward(inputs);
       nll += SummedCrossEntropy(logits, targets).item<double>();
@@ -98,10 +102,13 @@ absl::StatusOr<MicroBatchLoss> CopyTrainTask::Forward(int64_t /*step*/, int64_t 
   ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(config_.train_spec, config_.seed, indices));
   LoadIds(batch.inputs, batch.steps, batch.batch, inputs_);
   LoadIds(batch.targets, batch.steps, batch.batch, targets_);
+  // Built on the host, used on the model's device (pinned, non-blocking copy on CUDA).
+  const c10::Device device = common::ModuleDevice(*model_);
+  const at::Tensor inputs = common::ToDevice(inputs_, device), targets = common::ToDevice(targets_, device);
   model_->SetDropoutKey(model::DropoutKey{config_.seed, global_step, shard * config_.batch_size / shard_.count()});
-  auto [logits, state] = model_->forward(inputs_);
+  auto [logits, state] = model_->forward(inputs);
   MicroBatchLoss loss;
-  loss.loss_sum = SummedCrossEntropy(logits, targets_);
+  loss.loss_sum = SummedCrossEntropy(logits, targets);
   loss.units = batch.steps * batch.batch;
   loss.normalizer = static_cast<double>(loss.units);  // mean over all T*G positions
   return loss;

@@ -32,7 +32,9 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::Write(const nlohmann::json& record) {
   if (file_ == nullptr) return;
-  const std::string line = record.dump() + "\n";
+  // Paths and messages in a record may hold bytes that are not UTF-8 (a Linux file name
+  // may): replaced by U+FFFD instead of an exception.
+  const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);
 }

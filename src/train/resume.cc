@@ -41,6 +41,7 @@ nlohmann::json TrainingMeta(TrainTask& task, const TrainerConfig& config, const 
   nlohmann::json meta = task.Meta();
   meta["trainer"] = config.ToJson();
   meta["progress"] = progress;
+  meta["progress"]["skipped_steps"] = progress.skipped_steps;  // see RunProgress
   meta["world_size"] = world_size;
   return meta;
 }
@@ -80,6 +81,7 @@ absl::StatusOr<RunProgress> ResumeFrom(ResumeTarget& target, const std::string& 
   RunProgress progress;
   try {
     progress = meta.at("progress").get<RunProgress>();
+    progress.skipped_steps = meta.at("progress").value("skipped_steps", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": malformed training state (", e.what(), ")"));
   }

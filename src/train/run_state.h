@@ -27,6 +27,10 @@ struct RunProgress {
   double epoch_loss_sum = 0.0;
   double epoch_units = 0.0;
   double epoch_correct = 0.0;
+  // Steps whose update was skipped for a non-finite value (--on_nonfinite=skip). Not in
+  // the macro below: TrainingMeta writes it and ResumeFrom reads it with a default of 0,
+  // so checkpoints written before it existed still resume.
+  int64_t skipped_steps = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunProgress, epoch, step, global_step, lr, schedule_best_loss, best_epoch,
                                    best_metric, best_valid, epoch_loss_sum, epoch_units, epoch_correct)
@@ -52,7 +56,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TestRecord, present, figures, error)
 template <typename T>
 absl::Status BroadcastRecord(comm::Communicator& comm, T& value) {
   std::string text;
-  if (comm.is_root()) text = nlohmann::json(value).dump();
+  // Records carry error messages, which may quote a user's bytes (a file name read from
+  // `latest`): invalid UTF-8 becomes U+FFFD rather than an exception (issue 8's fuzzer).
+  if (comm.is_root()) text = nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   absl::Status status = comm::BroadcastString(comm, text, 0);
   if (!status.ok() || comm.is_root()) return status;
   try {

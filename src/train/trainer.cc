@@ -328,7 +328,8 @@ absl::Status Trainer::State::Step(Meter& interval) {
     double loss_sum = 0.0, units = 0.0, correct = 0.0;
     for (int micro = 0; micro < config.micro_batches; ++micro) {
       // --precision=bf16 autocasts the forward pass on CUDA (common/device.h); not backward.
-      std::optional<common::AutocastScope> autocast(std::in_place, params.front().device().type());
+      std::optional<common::AutocastScope> autocast(std::in_place,
+                                                    params.empty() ? c10::kCPU : params.front().device().type());
       ASSIGN_OR_RETURN(MicroBatchLoss loss, task.Forward(progress.step, progress.global_step, micro));
       autocast.reset();
       // Note [loss normalisation] in train_task.h.

@@ -7,12 +7,17 @@
 // (next lr, best, stop) and broadcasts the decision as one typed record; rank 0 writes
 // the checkpoint. Every --checkpoint_every_steps steps a checkpoint too.
 //
+// Faults: the small all-reduce of each step's figures (loss sum, units) also carries
+// every rank's stop-signal and non-finite flags, so all ranks stop (or skip an update)
+// at the same step for no extra collective (Note [the step's figures] in trainer.cc).
+//
 // Checkpoints hold the whole training state (checkpoint_state.h) so that a run resumed
 // on the same world size continues bit for bit, and on another world size (same global
 // batch) follows the same trajectory up to float summation order.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "comm/communicator.h"
+#include "train/agreed_stop.h"
 #include "train/lr_schedule.h"
 #include "train/train_task.h"
 
@@ -30,6 +36,17 @@ namespace distrnn::train {
 enum class OptimizerKind { kSgd, kAdam };
 absl::StatusOr<OptimizerKind> ParseOptimizer(const std::string& name);
 const char* OptimizerName(OptimizerKind kind);
+
+// What a step with a non-finite loss or gradient does (--on_nonfinite).
+enum class NonFinitePolicy { kStop, kSkip };
+absl::StatusOr<NonFinitePolicy> ParseNonFinitePolicy(const std::string& name);
+const char* NonFinitePolicyName(NonFinitePolicy policy);
+
+// Testing aid (--fault_kind): what --fault_rank does at --fault_step. exit: ends the
+// process abruptly before the step; nan_loss / nan_grad: makes its loss / one gradient
+// element NaN in the step.
+enum class FaultKind { kExit, kNanLoss, kNanGrad };
+absl::StatusOr<FaultKind> ParseFaultKind(const std::string& name);
 
 struct TrainerConfig {
   int64_t batch_size = 20;      // global batch G, split over ranks and micro-batches
@@ -49,8 +66,21 @@ struct TrainerConfig {
   bool evaluate_test = true;
   int64_t bucket_bytes = int64_t{25} << 20;
   int64_t check_replicas_every = 0;
-  int fault_rank = -1;          // testing aid: this rank exits abruptly before step fault_step
-  int64_t fault_step = 0;       // 0: off
+  // A non-finite loss or gradient on any rank (the flags travel in the step's all-reduce,
+  // so every rank takes the same branch): kStop ends the run with Diverged
+  // (agreed_stop.h), one line naming the step, the rank(s) and loss or gradient; kSkip
+  // leaves the parameters as they were and goes on, until more than max_skipped steps of
+  // the run were skipped.
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::kStop;
+  int64_t max_skipped = 10;
+  // Polled on every rank after each step: the number of a signal that asks the run to
+  // stop (SIGTERM, SIGINT), or 0. The answers travel in the step's all-reduce, so one
+  // rank's signal stops every rank after the same step; the checkpoint is written (with
+  // a run dir) and Run() returns StoppedBySignal (agreed_stop.h). Unset: never polled.
+  std::function<int()> stop_signal;
+  int fault_rank = -1;          // testing aid: this rank fails at global step fault_step
+  int64_t fault_step = 0;       // 1-based; 0: off
+  FaultKind fault_kind = FaultKind::kExit;
 
   absl::Status Validate() const;
   // The part that describes the optimisation (logged; compared on resume).
@@ -70,6 +100,7 @@ struct TrainResult {
   double units_per_s = 0.0;           // all ranks, warm-up excluded, last epoch
   double last_epoch_seconds = 0.0;
   bool stopped_early = false;         // the task's stop rule
+  int64_t skipped_steps = 0;          // over the whole run: non-finite steps skipped (kSkip)
   std::string resumed_from;           // "" for a fresh start
 };
 
@@ -78,7 +109,9 @@ class Trainer {
   Trainer(comm::Communicator& comm, TrainTask& task, TrainerConfig config);
   ~Trainer();
 
-  // Starts from rank 0's parameters (or the resumed checkpoint), trains, tests.
+  // Starts from rank 0's parameters (or the resumed checkpoint), trains, tests. A stop
+  // signal or a non-finite step ends it with an agreed-stop status (agreed_stop.h) that
+  // every rank returns at the same step.
   absl::StatusOr<TrainResult> Run();
 
   // What --resume resolves to here ("" for a fresh start); rank 0 decides. Exposed for
