@@ -654,7 +654,7 @@ Outcome RunInChild(const std::function<int()>& body, double timeout_s) {
       timeout_s);
 }
 
-std::optional<std::string> CleanExitProblem(const Outcome& o, bool allow_nonfinite_stop) {
+std::optional<std::string> CleanExitProblem(const Outcome& o, Allowed allowed) {
   if (o.timed_out) return absl::StrCat("hang: killed after ", static_cast<int>(o.seconds), " s");
   if (o.signal != 0) return absl::StrCat("killed by signal ", o.signal, " (", strsignal(o.signal), ")");
   for (const char* marker : {"terminate called", "Exception raised from", "AddressSanitizer", "runtime error:",
@@ -665,8 +665,13 @@ std::optional<std::string> CleanExitProblem(const Outcome& o, bool allow_nonfini
   }
   if (o.exit_code == 0) return std::nullopt;
   const bool nonfinite_stop =
-      allow_nonfinite_stop && o.exit_code == 3 && absl::StrContains(o.err, "distrnn: error: non-finite");
-  if (o.exit_code != 2 && !nonfinite_stop) return absl::StrCat("exit code ", o.exit_code, " (bad input must exit 2)");
+      allowed.nonfinite_stop && o.exit_code == 3 && absl::StrContains(o.err, "distrnn: error: non-finite");
+  const bool out_of_memory =
+      allowed.out_of_memory && o.exit_code == 1 &&
+      (absl::StrContains(o.err, "bad_alloc") || absl::StrContains(o.err, "can't allocate memory"));
+  if (o.exit_code != 2 && !nonfinite_stop && !out_of_memory) {
+    return absl::StrCat("exit code ", o.exit_code, " (bad input must exit 2)");
+  }
   // One error line, the last; before it only the rank-tagged log lines of common/logging.h.
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(o.err, '\n')) {

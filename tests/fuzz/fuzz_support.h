@@ -110,9 +110,16 @@ Outcome RunInChild(const std::function<int()>& body, double timeout_s);
 // ..." last on stderr with only rank-tagged log lines ("[rank r/W] [tag] ...") before it
 // (or, for flags Abseil cannot parse, only its "ERROR: ..." lines), nothing that looks like
 // a crash or a trace anywhere. Otherwise what is wrong.
-// `allow_nonfinite_stop`: exit 3 with one "distrnn: error: non-finite ..." line is clean
-// too (--on_nonfinite=stop ending a run that diverged, e.g. with --lr=1e30).
-std::optional<std::string> CleanExitProblem(const Outcome& o, bool allow_nonfinite_stop = false);
+// Outcomes that are clean for some inputs though not exit 2.
+struct Allowed {
+  // Exit 3 with one "distrnn: error: non-finite ..." line: --on_nonfinite=stop ending a run
+  // that diverged (a flagfile's --lr=1e30, a checkpoint's finite but extreme weights).
+  bool nonfinite_stop = false;
+  // Exit 1 with one error line naming an allocation failure: a flagfile that asks for more
+  // memory than the process may use (--batch_size=123456789) meets a fault of the machine.
+  bool out_of_memory = false;
+};
+std::optional<std::string> CleanExitProblem(const Outcome& o, Allowed allowed = {});
 
 // ---- files --------------------------------------------------------------------------------
 
