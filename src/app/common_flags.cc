@@ -60,6 +60,8 @@ ABSL_FLAG(int32_t, micro_batches, 1,
           "Gradient accumulation: each rank's share of the global batch runs as this many micro-batches.");
 ABSL_FLAG(int32_t, warmup_steps, 5, "Steps at the start of each epoch left out of throughput figures.");
 ABSL_FLAG(int64_t, checkpoint_every_steps, 0, "Write a checkpoint every N steps besides one per epoch (0: off).");
+ABSL_FLAG(bool, test_each_epoch, false,
+          "Also evaluate the test split after each epoch (logged beside valid; never used for a decision).");
 ABSL_FLAG(int32_t, keep_checkpoints, 2, "Newest step checkpoints kept in --run_dir (older ones are removed).");
 ABSL_FLAG(std::string, resume, "none",
           "auto (the run dir's latest checkpoint if there is one), none, or a checkpoint path.");

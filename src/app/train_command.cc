@@ -85,6 +85,7 @@ absl::StatusOr<train::TrainerConfig> TrainerConfigFromFlags(const RunOptions& ru
   t.run_dir = run.run_dir;
   t.checkpoint_every_steps = absl::GetFlag(FLAGS_checkpoint_every_steps);
   t.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
+  t.test_each_epoch = absl::GetFlag(FLAGS_test_each_epoch);
   t.resume = absl::GetFlag(FLAGS_resume);
   t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
   t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);

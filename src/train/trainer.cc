@@ -515,6 +515,14 @@ absl::StatusOr<EpochDecision> Trainer::State::Decide(bool epoch_complete) {
     return d;
   }
   d.valid = *valid;
+  if (epoch_complete && config.test_each_epoch && task.HasSplit(Split::kTest)) {
+    auto test = task.Evaluate(Split::kTest);
+    if (!test.ok()) {
+      d.error = std::string(test.status().message());
+      return d;
+    }
+    d.valid.insert(test->begin(), test->end());  // test_* names: no clash with valid_*
+  }
   const SelectionMetric metric = task.selection_metric();
   const double value = d.valid.at(metric.name);
   // Only whole epochs compete for best: an evaluation at a step limit inside an epoch is

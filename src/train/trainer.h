@@ -64,6 +64,9 @@ struct TrainerConfig {
   int keep_checkpoints = 2;     // newest step checkpoints kept
   std::string resume = "none";  // auto | none | a checkpoint path
   bool evaluate_test = true;
+  // Also evaluate the test split after each whole epoch (rank 0, logged with the valid
+  // figures; never used for a decision), as the original PTB plots show it.
+  bool test_each_epoch = false;
   int64_t bucket_bytes = int64_t{25} << 20;
   int64_t check_replicas_every = 0;
   // A non-finite loss or gradient on any rank (the flags travel in the step's all-reduce,

@@ -14,6 +14,7 @@
 #include "comm/local_communicator.h"
 #include "model/classifier.h"
 #include "model/language_model.h"
+#include "fuzz/fuzz_support.h"
 #include "support/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_dir.h"
@@ -331,6 +332,37 @@ TEST(TrainerCheckpointTest, HoldsTheTrainingStateAndKeepsTheNewest) {
   EXPECT_EQ(fixtures::ReadMetrics(config.run_dir, "valid").size(), 2u);
 }
 
+// --test_each_epoch: the test figures of each whole epoch beside its valid figures, those
+// of the best epoch equal to the final test of the best model, and the training untouched.
+TEST(TrainerTest, TestEachEpochLogsTestFiguresWithoutChangingTheRun) {
+  distrnn::testing::TempDir dir;
+  TrainerConfig plain = LmConfig();
+  plain.run_dir = dir.Join("plain");
+  TrainerConfig each = LmConfig();
+  each.test_each_epoch = true;
+  each.run_dir = dir.Join("each");
+  const Outcome a = RunTask(LmFactory(), 1, plain);
+  const Outcome b = RunTask(LmFactory(), 1, each);
+  ASSERT_TRUE(a.status.ok()) << a.status;
+  ASSERT_TRUE(b.status.ok()) << b.status;
+  EXPECT_EQ(a.result.step_losses, b.result.step_losses);
+  EXPECT_TRUE(AllEqual(a.params, b.params));
+  for (const auto& record : fixtures::ReadMetrics(plain.run_dir, "valid")) EXPECT_FALSE(record.contains("test_loss"));
+  const auto valid = fixtures::ReadMetrics(each.run_dir, "valid");
+  ASSERT_EQ(valid.size(), 2u);
+  const auto test = fixtures::ReadMetrics(each.run_dir, "test");
+  ASSERT_EQ(test.size(), 1u);
+  const int64_t best_epoch = test[0].at("best_epoch");
+  ASSERT_GE(best_epoch, 1);
+  for (const auto& record : valid) {
+    ASSERT_TRUE(record.contains("test_loss")) << record.dump();
+    if (record.at("epoch") == best_epoch) {
+      EXPECT_DOUBLE_EQ(record.at("test_loss").get<double>(), test[0].at("test_loss").get<double>());
+    }
+  }
+  EXPECT_NE(valid[0].at("test_loss"), valid[1].at("test_loss"));
+}
+
 // ---- bad input: a clear refusal, nothing written --------------------------------------
 
 // A finished LM run (2 steps, a checkpoint each) and a copy run of the same architecture.
@@ -413,6 +445,56 @@ TEST_F(TrainerBadInputTest, LatestNamingAMissingFile) {
   TrainerConfig config = LmConfig();
   config.resume = "auto";
   ExpectRefused(LmFactory(), config, absl::StatusCode::kInvalidArgument, "checkpoint-000000099.pt");
+}
+
+// Checksums catch corruption, not a header edited by hand or written by another tool:
+// each value below is re-stamped with valid CRCs and must be refused before any step
+// (exit 2), naming what is wrong, not fail later (a negative step indexed out of range,
+// a step of 2^31 ran for minutes, a string world size threw from the JSON library).
+TEST_F(TrainerBadInputTest, HandEditedTrainingStateIsRefusedBeforeAnyStep) {
+  const std::string original = fixtures::ReadBytes(lm_checkpoint());
+  const std::optional<fuzz::CheckpointParts> parts = fuzz::SplitCheckpoint(original);
+  ASSERT_TRUE(parts.has_value());
+  const nlohmann::json meta = parts->header["meta"];
+  struct Edit {
+    std::string pointer;  // JSON pointer into the metadata
+    nlohmann::json value;
+    std::string words;    // in the refusal
+  };
+  const std::vector<Edit> edits = {
+      {"/progress/step", -1, "step -1 outside"},
+      {"/progress/step", int64_t{1} << 31, "step 2147483648 outside"},
+      {"/progress/epoch", 0, "epoch 0 < 1"},
+      {"/progress/global_step", 0, "global_step 0 < step"},
+      {"/progress/lr", -1e308, "lr -1e+308"},
+      {"/progress/lr", 0.0, "lr 0"},
+      {"/progress/best_epoch", 5, "best_epoch 5"},
+      {"/progress/skipped_steps", -3, "skipped_steps -3"},
+      {"/progress/epoch_units", -1.0, "negative running counts"},
+      {"/progress/step", "two", "malformed training state"},
+      {"/trainer", "sgd", "'trainer' is not an object"},
+      {"/trainer/batch_size", "4", "'batch_size'"},
+  };
+  for (const Edit& edit : edits) {
+    SCOPED_TRACE(edit.pointer + " := " + edit.value.dump());
+    nlohmann::json edited = meta;
+    edited[nlohmann::json::json_pointer(edit.pointer)] = edit.value;
+    fixtures::WriteBytes(lm_checkpoint(), fuzz::StampCheckpoint(edited, parts->payload));
+    TrainerConfig config = LmConfig();
+    config.resume = lm_checkpoint();
+    ExpectRefused(LmFactory(), config, absl::StatusCode::kInvalidArgument, edit.words);
+  }
+  // A world size of another type is only logged (any world size may resume): it resumes.
+  nlohmann::json edited = meta;
+  edited["world_size"] = "two";
+  fixtures::WriteBytes(lm_checkpoint(), fuzz::StampCheckpoint(edited, parts->payload));
+  TrainerConfig config = LmConfig();
+  config.resume = lm_checkpoint();
+  config.max_steps = 2;
+  config.run_dir = dir_.Join("resumed");
+  std::unique_ptr<TrainTask> task = LmFactory()(7);
+  comm::LocalCommunicator comm;
+  EXPECT_TRUE(Trainer(comm, *task, config).Run().ok());
 }
 
 // Run() reports it before the first step (Note: a run dir under a regular file).
