@@ -38,6 +38,12 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
+# matplotlib for launch/plot.py (training curves), pinned like torch.
+MATPLOTLIB_VERSION="3.10.8"
+if ! "$VENV/bin/python" -c "import matplotlib, sys; sys.exit(0 if matplotlib.__version__ == '$MATPLOTLIB_VERSION' else 1)" 2>/dev/null; then
+  say "installing matplotlib==$MATPLOTLIB_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION"
+fi
 TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null)"
 say "$("$VENV/bin/python" - <<'PY' 2>/dev/null
 import torch
@@ -49,13 +55,15 @@ PY
 )"
 
 # --- build -----------------------------------------------------------------------
+mkdir -p "$BUILD_DIR"
+# The Python with torch and matplotlib: bench/ scripts (the Python reference), launch/plot.py
+# and its test (read when configuring).
+echo "$VENV/bin/python" > "$BUILD_DIR/python_path"
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   say "configuring $BUILD_DIR (Release)"
-  mkdir -p "$BUILD_DIR"
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
         > "$BUILD_DIR/configure.log" 2>&1 || { cat "$BUILD_DIR/configure.log"; exit 1; }
 fi
-echo "$VENV/bin/python" > "$BUILD_DIR/python_path"  # for bench/ scripts (the Python reference)
 say "building with $(nproc) jobs"
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 say "ready: $BUILD_DIR/src/app/distrnn"

@@ -93,6 +93,8 @@ absl::StatusOr<std::vector<int64_t>> CopyShardIndices(int64_t first_index, int64
 
 CopyAccuracy& CopyAccuracy::operator+=(const CopyAccuracy& other) {
   correct_steps += other.correct_steps;
+  correct_positions += other.correct_positions;
+  total_positions += other.total_positions;
   total_steps += other.total_steps;
   correct_copies += other.correct_copies;
   correct_sequences += other.correct_sequences;
@@ -109,12 +111,14 @@ absl::StatusOr<CopyAccuracy> ScoreCopyBatch(const CopyBatch& batch, const std::v
   CopyAccuracy acc;
   acc.total_sequences = batch.batch;
   acc.total_steps = batch.batch * (batch.copy_end - batch.copy_begin);
+  acc.total_positions = batch.batch * batch.steps;
   for (int64_t j = 0; j < batch.batch; ++j) {
     bool copy_right = true;
     bool all_right = true;
     for (int64_t t = 0; t < batch.steps; ++t) {
       const bool right = predictions[t * batch.batch + j] == batch.targets[t * batch.batch + j];
       all_right = all_right && right;
+      acc.correct_positions += right ? 1 : 0;
       if (t >= batch.copy_begin && t < batch.copy_end) {
         acc.correct_steps += right ? 1 : 0;
         copy_right = copy_right && right;

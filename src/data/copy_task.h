@@ -83,7 +83,12 @@ struct CopyAccuracy {
   int64_t correct_copies = 0;     // sequences whose whole copied segment is right
   int64_t correct_sequences = 0;  // sequences right at every one of the T steps (blanks too)
   int64_t total_sequences = 0;
+  // Every position (blanks and delimiters too): the original projects' "accuracy
+  // averaged over all time steps".
+  int64_t correct_positions = 0;
+  int64_t total_positions = 0;
 
+  double position_accuracy() const { return total_positions ? double(correct_positions) / total_positions : 0.0; }
   double step_accuracy() const { return total_steps ? double(correct_steps) / total_steps : 0.0; }
   double copy_accuracy() const { return total_sequences ? double(correct_copies) / total_sequences : 0.0; }
   double sequence_accuracy() const { return total_sequences ? double(correct_sequences) / total_sequences : 0.0; }

@@ -111,6 +111,12 @@ absl::StatusOr<MicroBatchLoss> CopyTrainTask::Forward(int64_t /*step*/, int64_t 
   loss.loss_sum = SummedCrossEntropy(logits, targets);
   loss.units = batch.steps * batch.batch;
   loss.normalizer = static_cast<double>(loss.units);  // mean over all T*G positions
+  // Train accuracy over all time steps, as the original copy-task plots show it.
+  RETURN_IF_ERROR(common::GuardTorch("cannot score the copy batch", [&] {
+    torch::NoGradGuard no_grad;
+    loss.correct = logits.argmax(-1).eq(targets).sum().item<int64_t>();
+    return absl::OkStatus();
+  }));
   return loss;
 }
 
@@ -125,6 +131,7 @@ absl::StatusOr<Evaluation> CopyTrainTask::Evaluate(Split split) {
     const std::string p = prefix;
     out[p + "loss"] = e.loss;
     out[p + "step_accuracy"] = e.accuracy.step_accuracy();
+    out[p + "position_accuracy"] = e.accuracy.position_accuracy();
     out[p + "copy_accuracy"] = e.accuracy.copy_accuracy();
     out[p + "sequence_accuracy"] = e.accuracy.sequence_accuracy();
   }

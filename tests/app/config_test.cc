@@ -13,11 +13,19 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "app/common_flags.h"
 #include "app/train_command.h"
 
 ABSL_DECLARE_FLAG(int32_t, num_steps);
 ABSL_DECLARE_FLAG(std::string, loss_reduction);
+ABSL_DECLARE_FLAG(int32_t, copy_train_symbols);
+ABSL_DECLARE_FLAG(int32_t, copy_delimiters);
+ABSL_DECLARE_FLAG(int32_t, copy_train_length);
+ABSL_DECLARE_FLAG(int32_t, copy_test_symbols);
+ABSL_DECLARE_FLAG(int32_t, copy_test_length);
+ABSL_DECLARE_FLAG(int64_t, copy_train_samples);
 
 namespace distrnn::app {
 namespace {
@@ -129,9 +137,51 @@ TEST(ConfigTest, PtbLarge) {
   ExpectLrs(EpochLrs(p.trainer), Published(1 / 1.15, 14, 55));
 }
 
+TEST(ConfigTest, PtbSmallDropoutKeepsTheSmallModelAndDecaysFromEpoch20) {
+  for (const char* name : {"ptb_small_dropout.flags", "ptb_small_gru_dropout.flags"}) {
+    absl::FlagSaver saver;
+    Parsed p = ParseConfig(name);
+    EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200) << name;
+    EXPECT_EQ(absl::GetFlag(FLAGS_num_steps), 20) << name;
+    EXPECT_TRUE(p.trainer.test_each_epoch) << name;
+    ExpectLrs(EpochLrs(p.trainer), Published(0.5, 19, 30));
+  }
+  absl::FlagSaver saver;
+  ParseConfig("ptb_small_dropout.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
+  ParseConfig("ptb_small_gru_dropout.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "gru");
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.30);
+}
+
+// The original projects' copy task: train 100 symbols / 3 delimiters / copy 100, test 500 /
+// copy 200, embedding 16, hidden 256, batch 64, Adam 5e-3, clip by value 1, 10 epochs of
+// 10,000 samples.
+TEST(ConfigTest, CopyConfigsHaveTheOriginalScale) {
+  for (const char* cell : {"rnn", "lstm", "gru", "mlstm", "mgru"}) {
+    absl::FlagSaver saver;
+    Parsed p = ParseConfig(absl::StrCat("copy_", cell, ".flags"));
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_train_symbols), 100) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_delimiters), 3) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_train_length), 100) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_test_symbols), 500) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_test_length), 200) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_copy_train_samples), 10000) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_embedding_size), 16) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 256) << cell;
+    EXPECT_EQ(p.trainer.batch_size, 64) << cell;
+    EXPECT_EQ(p.trainer.max_epochs, 10) << cell;
+    EXPECT_EQ(p.trainer.optimizer, train::OptimizerKind::kAdam) << cell;
+    EXPECT_DOUBLE_EQ(p.trainer.lr.base_lr, 0.005) << cell;
+    EXPECT_DOUBLE_EQ(p.trainer.clip_value, 1.0) << cell;
+    EXPECT_TRUE(absl::StrContains(absl::GetFlag(FLAGS_cell), cell)) << cell;
+  }
+}
+
 TEST(ConfigTest, AdamTasksDefaultToAdamAndAConstantRate) {
   absl::FlagSaver saver;
-  Parsed p = ParseConfig("copy_lstm.flags");
+  Parsed p = ParseConfig("copy_lstm_tiny.flags");
   EXPECT_EQ(p.trainer.optimizer, train::OptimizerKind::kAdam);
   EXPECT_EQ(p.trainer.lr.kind, train::LrScheduleKind::kConstant);
   EXPECT_DOUBLE_EQ(p.trainer.clip_value, 1.0);

@@ -117,7 +117,7 @@ TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
 
   torch::NoGradGuard no_grad;
   model->eval();
-  int64_t correct_steps = 0, correct_copies = 0, correct_sequences = 0;
+  int64_t correct_steps = 0, correct_copies = 0, correct_sequences = 0, correct_positions = 0;
   double nll = 0.0;
   for (int64_t i = 100; i < 107; ++i) {
     const data::CopySample s = data::MakeCopySample(spec, 5, i);
@@ -128,6 +128,7 @@ TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
       nll -= log_probs[t][s.targets[t]].item<double>();
       const bool right = log_probs[t].argmax().item<int64_t>() == s.targets[t];
       all_right &= right;
+      correct_positions += right;
       if (t >= spec.copy_begin()) {
         correct_steps += right;
         copy_right &= right;
@@ -138,6 +139,8 @@ TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
   }
   EXPECT_EQ(eval->accuracy.total_steps, 7 * 3);
   EXPECT_EQ(eval->accuracy.total_sequences, 7);
+  EXPECT_EQ(eval->accuracy.total_positions, 7 * spec.length());
+  EXPECT_EQ(eval->accuracy.correct_positions, correct_positions);
   EXPECT_EQ(eval->accuracy.correct_steps, correct_steps);
   EXPECT_EQ(eval->accuracy.correct_copies, correct_copies);
   EXPECT_EQ(eval->accuracy.correct_sequences, correct_sequences);
@@ -159,11 +162,20 @@ TEST(CopyTrainerTest, StepLossIsTheMeanCrossEntropyOfTheGlobalBatch) {
   TrainerConfig tc = AdamConfig(config.batch_size);
   tc.micro_batches = 4;  // four micro-batches of 4 samples: still the mean over all 16
   tc.max_steps = 1;
+  tc.log_every = 1;
+  distrnn::testing::TempDir dir;
+  tc.run_dir = dir.Join("run");
   comm::LocalCommunicator comm;
   auto result = Trainer(comm, *task, tc).Run();
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->step_losses.size(), 1u);
   EXPECT_NEAR(result->step_losses[0], expected->loss, 1e-5);
+  // The logged train accuracy is over all time steps of the global batch.
+  const auto progress = fixtures::ReadMetrics(tc.run_dir, "progress");
+  ASSERT_EQ(progress.size(), 1u);
+  ASSERT_TRUE(progress[0].contains("accuracy")) << progress[0].dump();
+  EXPECT_EQ(expected->accuracy.total_positions, config.batch_size * config.train_spec.length());
+  EXPECT_DOUBLE_EQ(progress[0].at("accuracy").get<double>(), expected->accuracy.position_accuracy());
   EXPECT_EQ(result->steps, 1);
   EXPECT_EQ(result->epochs, 0);
 }

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Training curves from distrnn's metrics.jsonl, as PNGs.
+
+  launch/plot.py RUN_DIR [RUN_DIR ...]
+      Each run dir gets steps.png (train loss, and train accuracy where measured, per
+      logged step) and epochs.png (per whole epoch: perplexity of train/valid/test for
+      language models; loss and accuracy of train/valid/test otherwise; for the copy
+      task, accuracy at the train and at the test length).
+  launch/plot.py --compare OUT.png [--title T] RUN_DIR [RUN_DIR ...]
+      One figure of the train loss and accuracy per step of several runs (e.g. each cell
+      and seed of the copy task), labelled by run dir name.
+
+Runs with the project's virtual environment (launch/setup.sh installs matplotlib there):
+  "$(cat build/python_path)" launch/plot.py runs/ptb_small
+A resumed run logs the steps after its last checkpoint twice: the later record wins.
+Exits 2 with one line on a missing or malformed metrics file.
+"""
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+class MetricsError(Exception):
+    pass
+
+
+def read_metrics(run_dir):
+    """The records of run_dir/metrics.jsonl, grouped by type."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise MetricsError(f"{path}: no such file (is {run_dir} a distrnn run dir?)")
+    records = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            # A run killed mid-write leaves a partial last line; anything else is damage.
+            if number == len(lines):
+                break
+            raise MetricsError(f"{path}:{number}: not JSON ({e.msg})") from None
+        if not isinstance(record, dict) or "type" not in record:
+            raise MetricsError(f"{path}:{number}: a record without a 'type'")
+        records.setdefault(record["type"], []).append(record)
+    if not records.get("progress") and not records.get("valid"):
+        raise MetricsError(f"{path}: no progress or valid records yet")
+    return records
+
+
+def last_per(records, key):
+    """One record per value of `key` (the last logged), in key order."""
+    by_key = {}
+    for r in records:
+        if key in r:
+            by_key[r[key]] = r
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def series(records, x, y):
+    points = [(r[x], r[y]) for r in records if y in r and r[y] is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def kind_of(records):
+    valid = records.get("valid", [])
+    keys = set().union(*(r.keys() for r in valid)) if valid else set()
+    if "valid_ppl" in keys:
+        return "lm"
+    if "valid_position_accuracy" in keys or "valid_step_accuracy" in keys:
+        return "copy"
+    if "valid_accuracy" in keys:
+        return "classification"
+    return "other"
+
+
+def plot_steps(run_dir, records, out):
+    steps = last_per(records.get("progress", []), "global_step")
+    has_acc = any("accuracy" in r for r in steps)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(*series(steps, "global_step", "loss"), lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss (mean over the logged interval)")
+    ax.grid(alpha=0.3)
+    if has_acc:
+        ax = axes[0][1]
+        ax.plot(*series(steps, "global_step", "accuracy"), lw=1, color="tab:green")
+        ax.set_xlabel("step")
+        ax.set_ylabel("train accuracy")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: per step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_epochs(run_dir, records, out):
+    kind = kind_of(records)
+    train = last_per(records.get("train_epoch", []), "epoch")
+    valid = last_per([r for r in records.get("valid", []) if r.get("complete", True)], "epoch")
+    final = records.get("test", [])
+    name = os.path.basename(os.path.normpath(run_dir))
+    if kind == "lm":
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for rs, key, label in ((train, "train_ppl", "train"), (valid, "valid_ppl", "valid"),
+                               (valid, "test_ppl", "test")):
+            xs, ys = series(rs, "epoch", key)
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, label=label)
+        if final and "test_ppl" in final[-1]:
+            ax.axhline(final[-1]["test_ppl"], ls=":", color="gray",
+                       label=f"final test {final[-1]['test_ppl']:.1f}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("perplexity")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    else:
+        if kind == "copy":
+            acc_keys = (("valid_position_accuracy", "train length, all steps"),
+                        ("test_length_position_accuracy", "test length, all steps"),
+                        ("valid_step_accuracy", "train length, copied segment"),
+                        ("test_length_step_accuracy", "test length, copied segment"))
+            loss_keys = (("valid_loss", "train length"), ("test_length_loss", "test length"))
+        else:
+            acc_keys = (("valid_accuracy", "valid"), ("test_accuracy", "test"))
+            loss_keys = (("valid_loss", "valid"), ("test_loss", "test"))
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+        xs, ys = series(train, "epoch", "train_loss")
+        ax_loss.plot(xs, ys, marker="o", ms=3, label="train")
+        for key, label in loss_keys:
+            xs, ys = series(valid, "epoch", key)
+            if xs:
+                ax_loss.plot(xs, ys, marker="o", ms=3, label=label)
+        xs, ys = series(train, "epoch", "train_accuracy")
+        if xs:
+            ax_acc.plot(xs, ys, marker="o", ms=3, label="train")
+        for key, label in acc_keys:
+            xs, ys = series(valid, "epoch", key)
+            if xs:
+                ax_acc.plot(xs, ys, marker="o", ms=3, label=label)
+        if final and "test_accuracy" in final[-1]:
+            ax_acc.axhline(final[-1]["test_accuracy"], ls=":", color="gray",
+                           label=f"final test {100 * final[-1]['test_accuracy']:.2f}%")
+        for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{name}: per epoch")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_compare(run_dirs, out, title):
+    runs = [(os.path.basename(os.path.normpath(d)), read_metrics(d)) for d in run_dirs]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, records in runs:
+        steps = last_per(records.get("progress", []), "global_step")
+        ax_loss.plot(*series(steps, "global_step", "loss"), lw=1, label=name)
+        ax_acc.plot(*series(steps, "global_step", "accuracy"), lw=1, label=name)
+    for ax, label in ((ax_loss, "train loss"), (ax_acc, "train accuracy")):
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax_loss.legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--compare", metavar="OUT.png", help="one figure of several runs' step curves")
+    parser.add_argument("--title", default="train curves")
+    args = parser.parse_args(argv)
+    try:
+        if args.compare:
+            plot_compare(args.run_dirs, args.compare, args.title)
+            print(f"[plot] wrote {args.compare}")
+            return 0
+        for run_dir in args.run_dirs:
+            records = read_metrics(run_dir)
+            for name, fn in (("steps.png", plot_steps), ("epochs.png", plot_epochs)):
+                out = os.path.join(run_dir, name)
+                fn(run_dir, records, out)
+                print(f"[plot] wrote {out}")
+    except (MetricsError, OSError) as e:
+        print(f"plot: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
