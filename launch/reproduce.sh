@@ -27,11 +27,14 @@ DIR="results/$RUN"
 mkdir -p "$DIR"
 {
   echo "# $(date -u +%FT%TZ) $(hostname) $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "# $BIN train --flagfile=configs/$CONFIG.flags --run_dir=$DIR --resume=auto $*"
+  echo "# distrnn train --flagfile=configs/$CONFIG.flags --run_dir=$DIR --resume=auto $*"
 } >> "$DIR/train.log"
 start=$SECONDS
 status=0
-"$BIN" train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@" >> "$DIR/train.log" 2>&1 || status=$?
+# The log is committed: no absolute paths of this machine in it.
+"$BIN" train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@" 2>&1 |
+  sed -u -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log" || true
+status=${PIPESTATUS[0]}
 echo "# exit $status after $((SECONDS - start)) s" >> "$DIR/train.log"
 PYTHON="$(cat build/python_path 2>/dev/null || echo python3)"
 "$PYTHON" launch/plot.py "$DIR" >> "$DIR/train.log" 2>&1 || true

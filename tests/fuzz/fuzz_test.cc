@@ -981,6 +981,14 @@ TEST(FuzzSupportTest, OracleRefusesUncleanOutcomes) {
   clean.exit_code = 2;
   clean.err = "distrnn: error: x.txt:3: invalid UTF-8\n";
   EXPECT_FALSE(CleanExitProblem(clean).has_value());
+  Outcome abseil_warned;
+  abseil_warned.exit_code = 2;
+  abseil_warned.err =
+      "[./absl/flags/parse.cc : 566] RAW: Did you really mean to set flag 'cell' to the value '--cell'?\n"
+      "ERROR: Unknown command line flag ' ell'\n";
+  EXPECT_FALSE(CleanExitProblem(abseil_warned).has_value());
+  abseil_warned.err = "[./absl/flags/parse.cc : 566] RAW: something else\nERROR: Unknown command line flag 'x'\n";
+  EXPECT_TRUE(CleanExitProblem(abseil_warned).has_value());
   Outcome one = clean;
   one.exit_code = 1;
   EXPECT_TRUE(CleanExitProblem(one).has_value());
