@@ -30,11 +30,12 @@ mkdir -p "$DIR"
   echo "# distrnn train --flagfile=configs/$CONFIG.flags --run_dir=$DIR --resume=auto $*"
 } >> "$DIR/train.log"
 start=$SECONDS
-status=0
 # The log is committed: no absolute paths of this machine in it.
+set +e
 "$BIN" train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@" 2>&1 |
-  sed -u -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log" || true
+  sed -u -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
 status=${PIPESTATUS[0]}
+set -e
 echo "# exit $status after $((SECONDS - start)) s" >> "$DIR/train.log"
 PYTHON="$(cat build/python_path 2>/dev/null || echo python3)"
 "$PYTHON" launch/plot.py "$DIR" >> "$DIR/train.log" 2>&1 || true
