@@ -49,6 +49,8 @@ ABSL_FLAG(double, lr, 1.0, "Learning rate.");
 ABSL_FLAG(double, clip_norm, 5.0, "Clip gradients to this global L2 norm (0: no clipping).");
 ABSL_FLAG(int32_t, log_every, 0, "Steps between progress lines (0: ten per epoch).");
 ABSL_FLAG(double, bucket_mb, 25.0, "Gradient all-reduce bucket size in MiB.");
+ABSL_FLAG(bool, overlap_allreduce, false,
+          "Start each gradient bucket's all-reduce during backward, as soon as its gradients are ready.");
 ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
 ABSL_FLAG(std::string, optimizer, "", "sgd or adam ('': the task's default: sgd for LMs, adam otherwise).");
 ABSL_FLAG(std::string, lr_schedule, "",

@@ -44,6 +44,10 @@ void AddTrainerRows(const train::TrainerConfig& t, const RunOptions& run, const 
                                                   ? "stop"
                                                   : absl::StrCat("skip the update (at most ", t.max_skipped, " steps)")});
   rows.push_back({"process", DescribeProcess(run, comm)});
+  if (comm.world_size() > 1) {
+    rows.push_back({"gradient all-reduce", absl::StrCat("buckets of ", t.bucket_bytes >> 20, " MiB, ",
+                                                        t.overlap_allreduce ? "started during backward" : "after backward")});
+  }
   rows.push_back({"seed", absl::StrCat(run.seed)});
   rows.push_back({"run dir", t.run_dir.empty() ? "(none)" : t.run_dir});
 }
@@ -86,6 +90,7 @@ absl::StatusOr<train::TrainerConfig> TrainerConfigFromFlags(const RunOptions& ru
   t.checkpoint_every_steps = absl::GetFlag(FLAGS_checkpoint_every_steps);
   t.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
   t.test_each_epoch = absl::GetFlag(FLAGS_test_each_epoch);
+  t.overlap_allreduce = absl::GetFlag(FLAGS_overlap_allreduce);
   t.resume = absl::GetFlag(FLAGS_resume);
   t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
   t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/node.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <map>
 #include <tuple>
@@ -19,6 +22,10 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<at::Tensor> par
     TORCH_CHECK(params_[i].defined(), "GradientReducer: parameter ", i, " is undefined");
   }
   Plan();
+}
+
+GradientReducer::~GradientReducer() {
+  for (size_t i = 0; i < accumulators_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
 }
 
 void GradientReducer::Plan() {
@@ -64,49 +71,106 @@ std::vector<int64_t> GradientReducer::bucket_sizes_bytes() const {
   return sizes;
 }
 
+void GradientReducer::EnableOverlap() {
+  if (overlap_ || comm_.world_size() == 1) return;
+  overlap_ = true;
+  slot_of_param_.assign(params_.size(), {0, 0});
+  slot_filled_.assign(params_.size(), 0);
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    for (size_t s = 0; s < buckets_[b].slots.size(); ++s) slot_of_param_[buckets_[b].slots[s].param_index] = {b, s};
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    c10::intrusive_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(params_[i]);
+    hook_keys_.push_back(accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          OnGradientReady(i);
+          return outputs;
+        })));
+    accumulators_.push_back(std::move(accumulator));
+  }
+}
+
+void GradientReducer::ArmForBackward() {
+  if (!overlap_) return;
+  armed_ = true;
+  std::fill(slot_filled_.begin(), slot_filled_.end(), 0);
+  pending_.clear();
+  for (const Bucket& bucket : buckets_) pending_.push_back(bucket.slots.size());
+  next_to_start_ = 0;
+  started_in_backward_ = 0;
+  works_.clear();
+  start_error_ = absl::OkStatus();
+}
+
+void GradientReducer::FillSlot(size_t b, const Slot& slot) {
+  at::Tensor view = buckets_[b].buffer.narrow(0, slot.offset, slot.numel);
+  const at::Tensor& grad = params_[slot.param_index].grad();
+  if (grad.defined()) {
+    // One pass: view = grad / world (the multiply writes straight into the bucket).
+    at::mul_out(view, grad.reshape({-1}), at::scalar_tensor(1.0 / comm_.world_size(), view.options()));
+  } else {
+    view.zero_();
+  }
+}
+
+absl::Status GradientReducer::StartBucket(size_t b) {
+  Bucket& bucket = buckets_[b];
+  // Note [host buckets]: without overlap the blocking all-reduce is faster on CPU.
+  const bool blocking = bucket.buffer.is_cpu() && !async_host_buckets_ && !armed_;
+  absl::StatusOr<std::unique_ptr<Work>> work =
+      blocking ? [&]() -> absl::StatusOr<std::unique_ptr<Work>> {
+        if (absl::Status s = comm_.AllReduce(bucket.buffer, ReduceOp::kSum); !s.ok()) return s;
+        return MakeCompletedWork();
+      }()
+               : comm_.AllReduceAsync(bucket.buffer, ReduceOp::kSum);
+  if (!work.ok()) return work.status();
+  works_.push_back(std::move(work).value());
+  return absl::OkStatus();
+}
+
+void GradientReducer::OnGradientReady(size_t index) {
+  if (!armed_ || !start_error_.ok() || slot_filled_[index]) return;
+  const auto [b, s] = slot_of_param_[index];
+  // Runs inside autograd: an exception here would end backward; keep it as a status.
+  start_error_ = common::GuardTorch("GradientReducer: copying a gradient into its bucket", [&] {
+    FillSlot(b, buckets_[b].slots[s]);
+    return absl::OkStatus();
+  });
+  slot_filled_[index] = 1;
+  --pending_[b];
+  while (start_error_.ok() && next_to_start_ < buckets_.size() && pending_[next_to_start_] == 0) {
+    start_error_ = StartBucket(next_to_start_++);
+    ++started_in_backward_;
+  }
+  for (auto& work : works_) work->IsCompleted();  // progress (MPI_Testall)
+}
+
 absl::Status GradientReducer::AllReduceGradients() {
   if (comm_.world_size() == 1) return absl::OkStatus();
-  const double inv_world = 1.0 / comm_.world_size();
   // Every bucket is filled and started (asynchronously) before the first is waited
   // for, so the reduction of one bucket overlaps the copies of the next; on NCCL the
-  // waits are stream waits and the host never blocks here.
-  std::vector<std::unique_ptr<Work>> works;
-  works.reserve(buckets_.size());
-  absl::Status started;
-  for (Bucket& bucket : buckets_) {
+  // waits are stream waits and the host never blocks here. With overlap, the hooks
+  // have started a prefix of the buckets already.
+  if (!armed_) {
+    works_.clear();
+    next_to_start_ = 0;
+    start_error_ = absl::OkStatus();
+  }
+  absl::Status started = start_error_;
+  for (size_t b = next_to_start_; started.ok() && b < buckets_.size(); ++b) {
     started = common::GuardTorch("GradientReducer: copying gradients into a bucket", [&] {
-      const at::Tensor scale = at::scalar_tensor(inv_world, bucket.buffer.options());
-      for (const Slot& slot : bucket.slots) {
-        at::Tensor view = bucket.buffer.narrow(0, slot.offset, slot.numel);
-        const at::Tensor& grad = params_[slot.param_index].grad();
-        if (grad.defined()) {
-          // One pass: view = grad / world (the multiply writes straight into the bucket).
-          at::mul_out(view, grad.reshape({-1}), scale);
-        } else {
-          view.zero_();
-        }
+      for (const Slot& slot : buckets_[b].slots) {
+        if (!armed_ || !slot_filled_[slot.param_index]) FillSlot(b, slot);
       }
       return absl::OkStatus();
     });
-    if (!started.ok()) break;
-    // Note [host buckets] in gradient_reducer.h.
-    absl::StatusOr<std::unique_ptr<Work>> work =
-        bucket.buffer.is_cpu() && !async_host_buckets_
-            ? [&]() -> absl::StatusOr<std::unique_ptr<Work>> {
-                if (absl::Status s = comm_.AllReduce(bucket.buffer, ReduceOp::kSum); !s.ok()) return s;
-                return MakeCompletedWork();
-              }()
-            : comm_.AllReduceAsync(bucket.buffer, ReduceOp::kSum);
-    if (!work.ok()) {
-      started = work.status();
-      break;
-    }
-    works.push_back(std::move(work).value());
+    if (started.ok()) started = StartBucket(b);
   }
+  armed_ = false;
   // Whatever was started is waited for, also after an error: its buffer is in use.
   absl::Status status = started;
-  for (size_t b = 0; b < works.size(); ++b) {
-    absl::Status waited = works[b]->Wait();
+  for (size_t b = 0; b < works_.size(); ++b) {
+    absl::Status waited = works_[b]->Wait();
     if (status.ok()) status = waited;
     if (!status.ok()) continue;
     status = common::GuardTorch("GradientReducer: copying a bucket back into gradients", [&] {
@@ -122,6 +186,7 @@ absl::Status GradientReducer::AllReduceGradients() {
       return absl::OkStatus();
     });
   }
+  works_.clear();
   return status;
 }
 

@@ -37,25 +37,37 @@
 // average (zeros if no rank used it), so replicas take the same optimizer step.
 // With world size 1 AllReduceGradients() does nothing and the plan is still built.
 //
-// Note [overlap with backward]: to overlap, register a hook per parameter
-// (grad accumulator post-hook) that copies its gradient into the bucket view and counts
-// down the bucket's pending parameters; when a bucket is complete (and all earlier
-// buckets have been launched, to keep the order identical on every rank) launch a
-// non-blocking all-reduce (MPI_Iallreduce / NCCL on a side stream) and wait for all of
-// them before copying back. The plan, the buffers and the per-parameter offsets below
-// are what that needs; only the trigger changes. A smaller first bucket (DDP: 1 MiB)
-// would then start communication sooner. The Work handles of the asynchronous
-// interface (communicator.h) are what the hooks would keep.
+// Note [overlap with backward]: EnableOverlap() registers a post-hook on each
+// parameter's gradient accumulator (kept alive here, as c10d's reducer does: a leaf
+// holds only a weak reference to it). Armed by ArmForBackward() before the backward
+// pass of a step's last micro-batch, a hook copies its parameter's (now complete)
+// gradient into the bucket, scaled by 1/world, and counts down the bucket's pending
+// parameters; a complete bucket is started through the asynchronous interface as soon
+// as every earlier bucket has been started, so the order of collectives is the plan's
+// on every rank whatever order backward produces gradients in. Each hook also polls the
+// started work (IsCompleted(): MPI_Testall), which is what makes Open MPI progress a
+// non-blocking collective while backward computes. AllReduceGradients() then fills the
+// slots of parameters whose hook did not fire (unused in this backward: their current
+// gradient or zeros, as without overlap), starts the remaining buckets, waits for all
+// in order and copies back. The values reduced are those of the non-overlapped path,
+// so the result is bit-identical (tested). Not armed, the hooks do nothing.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/intrusive_ptr.h>
 
 #include "absl/status/status.h"
 #include "comm/communicator.h"
+
+namespace torch::autograd {
+struct Node;
+}
 
 namespace distrnn::comm {
 
@@ -68,9 +80,20 @@ class GradientReducer {
   // bucket_bytes >= 1.
   GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes = kDefaultBucketBytes,
                   bool async_host_buckets = false);
+  ~GradientReducer();  // removes the hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
 
   // Averages every parameter's gradient over the ranks (see above).
   absl::Status AllReduceGradients();
+
+  // Note [overlap with backward]. EnableOverlap() once (it registers the hooks; a world
+  // of one registers none); then ArmForBackward() before each step's last backward.
+  void EnableOverlap();
+  void ArmForBackward();
+  bool overlap_enabled() const { return overlap_; }
+  // Buckets started by the hooks during the last armed backward (for tests and logs).
+  size_t buckets_started_in_backward() const { return started_in_backward_; }
 
   // The plan: for each bucket, in the order they are reduced, the indices (into
   // `params`) of its parameters in the order they sit in the bucket.
@@ -92,6 +115,12 @@ class GradientReducer {
   };
 
   void Plan();
+  // The hook of params_[index] (armed only).
+  void OnGradientReady(size_t index);
+  // Fills slot `slot` of bucket `b` with its gradient / world (zeros if undefined).
+  void FillSlot(size_t b, const Slot& slot);
+  // Starts bucket `b`'s all-reduce and keeps its work.
+  absl::Status StartBucket(size_t b);
 
   Communicator& comm_;
   std::vector<at::Tensor> params_;
@@ -99,6 +128,19 @@ class GradientReducer {
   bool async_host_buckets_;
   std::vector<Bucket> buckets_;
   std::vector<std::vector<size_t>> bucket_param_indices_;
+
+  // Overlap state (Note [overlap with backward]).
+  bool overlap_ = false;
+  bool armed_ = false;
+  std::vector<c10::intrusive_ptr<torch::autograd::Node>> accumulators_;
+  std::vector<uintptr_t> hook_keys_;
+  std::vector<std::pair<size_t, size_t>> slot_of_param_;  // param index -> (bucket, slot)
+  std::vector<char> slot_filled_;                         // per param index
+  std::vector<size_t> pending_;                           // per bucket: slots not filled
+  size_t next_to_start_ = 0;
+  size_t started_in_backward_ = 0;
+  std::vector<std::unique_ptr<Work>> works_;
+  absl::Status start_error_;
 };
 
 }  // namespace distrnn::comm

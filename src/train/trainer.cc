@@ -224,6 +224,7 @@ absl::Status Trainer::State::Setup() {
     for (auto& b : task.model().buffers()) state.push_back(b);
     RETURN_IF_ERROR(comm::BroadcastParameters(comm, state, 0));
     reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes);
+    if (config.overlap_allreduce) reducer->EnableOverlap();  // Note [overlap with backward]
     if (config.optimizer == OptimizerKind::kSgd) {
       optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr.base_lr));
     } else {
@@ -337,12 +338,15 @@ absl::Status Trainer::State::Step(Meter& interval) {
       if (fault_here && micro == 0) {
         objective = InjectNonFinite(config.fault_kind, objective, loss.loss_sum, params, config.fault_step);
       }
+      // The last micro-batch's backward completes each gradient: its hooks may start buckets.
+      if (micro + 1 == config.micro_batches) reducer->ArmForBackward();
       objective.backward();
       loss_sum += loss.loss_sum.item<double>();
       units += static_cast<double>(loss.units);
       correct += static_cast<double>(std::max<int64_t>(loss.correct, 0));
     }
     RETURN_IF_ERROR(reducer->AllReduceGradients());
+    result.buckets_overlapped += static_cast<int64_t>(reducer->buckets_started_in_backward());
     // Every rank clips the same averaged gradients, so replicas take the same step.
     const double grad_norm = ClipGradients(params, config.clip_value, config.clip_norm);
     // Note [the step's figures].

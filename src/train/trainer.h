@@ -68,6 +68,9 @@ struct TrainerConfig {
   // figures; never used for a decision), as the original PTB plots show it.
   bool test_each_epoch = false;
   int64_t bucket_bytes = int64_t{25} << 20;
+  // Start each bucket's all-reduce from backward hooks as soon as its gradients are
+  // ready (gradient_reducer.h, Note [overlap with backward]).
+  bool overlap_allreduce = false;
   int64_t check_replicas_every = 0;
   // A non-finite loss or gradient on any rank (the flags travel in the step's all-reduce,
   // so every rank takes the same branch): kStop ends the run with Diverged
@@ -104,6 +107,7 @@ struct TrainResult {
   double last_epoch_seconds = 0.0;
   bool stopped_early = false;         // the task's stop rule
   int64_t skipped_steps = 0;          // over the whole run: non-finite steps skipped (kSkip)
+  int64_t buckets_overlapped = 0;     // this invocation: buckets started during backward
   std::string resumed_from;           // "" for a fresh start
 };
 

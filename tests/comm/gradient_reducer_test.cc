@@ -210,5 +210,78 @@ TEST(GradientReducer, AveragesAndCopiesBackThroughBuckets) {
   }
 }
 
+// Note [overlap with backward]: leaves with requires_grad, a loss using all but one
+// (parameter 2 gets no gradient), two micro-batches. Armed before the second backward
+// only, the hooks start buckets during that backward (none during the first), and the
+// gradients afterwards are bit-identical to those of the same reducer without overlap.
+std::vector<at::Tensor> Grads(bool overlap, int64_t cap, std::vector<std::string>* log_after_first,
+                              std::vector<std::string>* log_after_second, size_t* started_in_backward) {
+  MirrorCommunicator comm(3);
+  std::vector<at::Tensor> params = MakeParams();
+  at::manual_seed(11);
+  for (auto& p : params) p = at::randn(p.sizes()).set_requires_grad(true);
+  GradientReducer reducer(comm, params, cap, /*async_host_buckets=*/true);
+  if (overlap) reducer.EnableOverlap();
+  for (int micro = 0; micro < 2; ++micro) {
+    if (micro == 1) reducer.ArmForBackward();
+    at::Tensor loss = at::zeros({});
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i != 2) loss = loss + (params[i] * params[i]).sum() * static_cast<double>(micro + i + 1);
+    }
+    loss.backward();
+    if (micro == 0 && log_after_first) *log_after_first = comm.log;
+  }
+  if (log_after_second) *log_after_second = comm.log;
+  if (started_in_backward) *started_in_backward = reducer.buckets_started_in_backward();
+  EXPECT_TRUE(reducer.AllReduceGradients().ok());
+  EXPECT_EQ(comm.all_reduces, static_cast<int>(reducer.num_buckets()));
+  std::vector<at::Tensor> grads;
+  for (auto& p : params) grads.push_back(p.grad().clone());
+  return grads;
+}
+
+TEST(GradientReducer, OverlapStartsBucketsDuringBackwardWithIdenticalResults) {
+  for (int64_t cap : {1, 64, 1 << 20}) {
+    std::vector<std::string> first, second;
+    size_t started = 0;
+    const std::vector<at::Tensor> overlapped = Grads(true, cap, &first, &second, &started);
+    const std::vector<at::Tensor> plain = Grads(false, cap, nullptr, nullptr, nullptr);
+    EXPECT_TRUE(first.empty()) << "not armed: the first micro-batch's hooks do nothing";
+    if (cap < (1 << 20)) {
+      EXPECT_FALSE(second.empty()) << "cap " << cap << ": no bucket started during backward";
+    } else {
+      // One bucket, holding the parameter without a gradient: it can only start once
+      // AllReduceGradients() fills that slot (c10d's unused-parameter case).
+      EXPECT_TRUE(second.empty());
+    }
+    EXPECT_EQ(second.size(), started);
+    for (const std::string& entry : second) EXPECT_EQ(entry.rfind("start", 0), 0u) << entry;
+    ASSERT_EQ(overlapped.size(), plain.size());
+    for (size_t i = 0; i < plain.size(); ++i) {
+      EXPECT_TRUE(at::equal(overlapped[i], plain[i])) << "cap " << cap << " param " << i;
+    }
+    EXPECT_TRUE(at::equal(overlapped[2], at::zeros_like(overlapped[2]))) << "the unused parameter averages zeros";
+  }
+}
+
+// Buckets start in plan order whatever order backward produces gradients in: with the
+// first-registered parameter's gradient last, nothing can start until it is ready.
+TEST(GradientReducer, OverlapKeepsThePlanOrder) {
+  MirrorCommunicator comm(2);
+  at::Tensor a = at::ones({4}).set_requires_grad(true), b = at::ones({4}).set_requires_grad(true);
+  GradientReducer reducer(comm, {a, b}, /*bucket_bytes=*/16, true);  // one parameter per bucket
+  ASSERT_EQ(reducer.bucket_param_indices().front().front(), 1u) << "b (registered last) is reduced first";
+  reducer.EnableOverlap();
+  reducer.ArmForBackward();
+  // a's gradient is computed before b's: b's bucket must start first anyway.
+  at::Tensor loss = (a * 2).sum();
+  loss = loss + (b * loss.detach() * 3).sum();
+  loss.backward();
+  ASSERT_TRUE(reducer.AllReduceGradients().ok());
+  ASSERT_GE(comm.log.size(), 2u);
+  EXPECT_EQ(comm.log[0], "start 0");
+  EXPECT_TRUE(at::equal(a.grad(), at::full({4}, 2.0)));
+}
+
 }  // namespace
 }  // namespace distrnn::testing
