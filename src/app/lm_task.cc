@@ -6,16 +6,19 @@
 #include <torch/utils.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "app/lm_checkpoint.h"
 #include "app/model_budget.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "data/char_corpus.h"
 #include "data/data_dir.h"
 #include "data/word_corpus.h"
 #include "model/language_model.h"
+#include "model/vocabulary_growth.h"
 #include "train/checkpoint.h"
 #include "train/lm_train_task.h"
 
@@ -29,7 +32,9 @@ ABSL_FLAG(bool, tie_weights, false, "Share the embedding and decoder matrices (n
 ABSL_FLAG(std::string, text_file, "", "char_lm: UTF-8 text to model (default <data>/tinyshakespeare/input.txt).");
 ABSL_FLAG(double, valid_fraction, 0.1,
           "Held out for validation: char_lm, the last fraction of the text; imdb, a seeded fraction of train.");
-ABSL_FLAG(std::string, init_from, "", "Start from this LM checkpoint's weights (fine-tuning; the vocabulary must match).");
+ABSL_FLAG(std::string, init_from, "",
+          "Start from this LM checkpoint's weights (fine-tuning; ptb_lm: the same vocabulary; char_lm: new "
+          "characters grow it).");
 
 namespace distrnn::app {
 namespace {
@@ -79,12 +84,11 @@ absl::StatusOr<LmData> PreparedLmTask::LoadData(const data::Vocabulary* fixed_vo
     ASSIGN_OR_RETURN(std::string dir, data::ResolveDataDir(run.data_dir));
     d.source = dir + "/tinyshakespeare/input.txt";
   }
-  data::CharCorpus corpus;
-  if (fixed_vocab != nullptr) {
-    ASSIGN_OR_RETURN(corpus, data::LoadCharCorpusWithVocabulary(d.source, valid_fraction, *fixed_vocab));
-  } else {
-    ASSIGN_OR_RETURN(corpus, data::LoadCharCorpus(d.source, valid_fraction));
-  }
+  // Fine-tuning: the pretrained ids first, then this text's new characters
+  // (model/vocabulary_growth.h grows the parameters to match).
+  ASSIGN_OR_RETURN(data::CharCorpus corpus,
+                   fixed_vocab != nullptr ? data::LoadCharCorpusGrowingVocabulary(d.source, valid_fraction, *fixed_vocab)
+                                          : data::LoadCharCorpus(d.source, valid_fraction));
   d.vocab = std::move(corpus.vocab);
   d.train = std::move(corpus.train);
   d.valid = std::move(corpus.valid);
@@ -116,7 +120,29 @@ absl::StatusOr<std::unique_ptr<train::TrainTask>> PreparedLmTask::Build(comm::Co
     model = model::LanguageModel(lm);
     return absl::OkStatus();
   }));
-  if (init) RETURN_IF_ERROR(train::LoadCheckpoint(init_from, *model, nullptr));
+  if (init && data_.vocab.size() == init->vocab.size()) {
+    RETURN_IF_ERROR(train::LoadCheckpoint(init_from, *model, nullptr));
+  } else if (init) {
+    // New characters: load into the pretrained shape, then copy into the grown model
+    // (the new rows keep their seeded uniform initialisation).
+    model::LanguageModelConfig pretrained_config = lm;
+    pretrained_config.vocab_size = init->vocab.size();
+    model::LanguageModel pretrained{nullptr};
+    RETURN_IF_ERROR(common::GuardTorch("cannot build the pretrained model", [&] {
+      pretrained = model::LanguageModel(pretrained_config);
+      return absl::OkStatus();
+    }));
+    RETURN_IF_ERROR(train::LoadCheckpoint(init_from, *pretrained, nullptr));
+    RETURN_IF_ERROR(model::CopyGrowingVocabulary(pretrained, model));
+    std::string added;
+    for (int64_t id = init->vocab.size(); id < data_.vocab.size(); ++id) {
+      absl::StrAppend(&added, added.empty() ? "" : " ", "'", absl::Utf8SafeCHexEscape(data_.vocab.Token(id)), "'");
+    }
+    common::Log0(absl::StrCat("[init] ", data_.source, " has ", data_.vocab.size() - init->vocab.size(),
+                              " characters the pretrained model lacks (", added,
+                              "): the vocabulary grows from ", init->vocab.size(), " to ", data_.vocab.size(),
+                              "; their embedding and output rows start uniform in +-", lm.init_scale));
+  }
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
   rows.push_back({"data", data_.source});

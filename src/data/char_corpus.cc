@@ -137,12 +137,20 @@ absl::StatusOr<CharCorpus> LoadCharCorpus(const std::string& path, double valid_
   return Split(path, std::move(ids), valid_fraction, min_split, std::move(vocab));
 }
 
-absl::StatusOr<CharCorpus> LoadCharCorpusWithVocabulary(const std::string& path, double valid_fraction,
-                                                         const Vocabulary& vocab, int64_t min_split) {
+absl::StatusOr<CharCorpus> LoadCharCorpusGrowingVocabulary(const std::string& path, double valid_fraction,
+                                                            const Vocabulary& base, int64_t min_split) {
   RETURN_IF_ERROR(CheckFraction(valid_fraction));
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  ASSIGN_OR_RETURN(std::vector<int64_t> ids, EncodeChars(text, vocab, path));
-  return Split(path, std::move(ids), valid_fraction, min_split, vocab);
+  ASSIGN_OR_RETURN(std::vector<std::string> chars, SplitUtf8(text, path));
+  // Vocabulary keeps the first id of a repeated token: base's ids, then the new ones.
+  std::vector<std::string> tokens = base.tokens();
+  const Vocabulary own = BuildCharVocabulary(chars);
+  tokens.insert(tokens.end(), own.tokens().begin(), own.tokens().end());
+  Vocabulary vocab(tokens);
+  std::vector<int64_t> ids;
+  ids.reserve(chars.size());
+  for (const std::string& ch : chars) ids.push_back(*vocab.Find(ch));
+  return Split(path, std::move(ids), valid_fraction, min_split, std::move(vocab));
 }
 
 }  // namespace distrnn::data

@@ -54,9 +54,9 @@ inline constexpr int64_t kMinCharSplit = 2;
 absl::StatusOr<CharCorpus> LoadCharCorpus(const std::string& path, double valid_fraction,
                                           int64_t min_split = kMinCharSplit);
 
-// The same with a given vocabulary (fine-tuning with --init_from): an error lists the
-// characters of the file that `vocab` lacks.
-absl::StatusOr<CharCorpus> LoadCharCorpusWithVocabulary(const std::string& path, double valid_fraction,
-                                                         const Vocabulary& vocab, int64_t min_split = kMinCharSplit);
+// The same starting from a pretrained vocabulary (fine-tuning with --init_from): `base`'s
+// ids unchanged, then the file's characters `base` lacks, in BuildCharVocabulary's order.
+absl::StatusOr<CharCorpus> LoadCharCorpusGrowingVocabulary(const std::string& path, double valid_fraction,
+                                                            const Vocabulary& base, int64_t min_split = kMinCharSplit);
 
 }  // namespace distrnn::data

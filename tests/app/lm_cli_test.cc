@@ -66,7 +66,7 @@ TEST_F(LmCliTest, GenerateRejectsPromptOutsideVocabulary) {
   ExpectBadInput("generate", "--checkpoint");
 }
 
-TEST_F(LmCliTest, FineTuneContinuesFromCheckpointAndChecksVocabulary) {
+TEST_F(LmCliTest, FineTuneContinuesFromCheckpointAndGrowsTheVocabulary) {
   const std::string checkpoint = TrainTiny();
   std::string more;
   for (int i = 0; i < 40; ++i) more += "that is the question, to be or not.\n";
@@ -75,8 +75,14 @@ TEST_F(LmCliTest, FineTuneContinuesFromCheckpointAndChecksVocabulary) {
   EXPECT_EQ(Run(TrainArgs(same_chars, "tuned") + " --init_from=" + checkpoint, &output), 0) << output;
   EXPECT_THAT(output, HasSubstr(checkpoint));  // the config table names the starting point
 
+  // New characters grow the vocabulary (model/vocabulary_growth.h), say so, and can be
+  // generated from the fine-tuned checkpoint.
   const std::string new_chars = dir_.WriteFile("new.txt", more + "XYZ!\n");
-  ExpectBadInput(TrainArgs(new_chars, "tuned2") + " --init_from=" + checkpoint, "X");
+  EXPECT_EQ(Run(TrainArgs(new_chars, "tuned2") + " --init_from=" + checkpoint, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("4 characters the pretrained model lacks ('!' 'X' 'Y' 'Z')")) << output;
+  std::string sample;
+  EXPECT_EQ(Run("generate --checkpoint=" + dir_.Join("tuned2/best.pt") + " --prompt='XYZ' --length=5", &sample), 0)
+      << sample;
 }
 
 TEST_F(LmCliTest, GenerateRefusesACheckpointOfAnotherTask) {

@@ -141,21 +141,22 @@ TEST(CharCorpusTest, EncodeDecodeRoundTrip) {
   EXPECT_FALSE(DecodeChars({-1}, vocab).ok());
 }
 
-TEST(CharCorpusTest, FineTuneWithExistingVocabulary) {
+TEST(CharCorpusTest, FineTuneKeepsThePretrainedIdsAndGrowsTheVocabulary) {
   TempDir dir;
   Vocabulary pretrained = BuildCharVocabulary({"a", "b", "c", "d", "\n"});
-  auto ok = LoadCharCorpusWithVocabulary(dir.WriteFile("new.txt", "abba\ncab\n"), 0.25, pretrained);
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(ok->vocab.tokens(), pretrained.tokens());  // ids of the checkpoint, not of the new text
-  EXPECT_THAT(ok->train, ElementsAre(1, 2, 2, 1, 0, 3, 1));
-  EXPECT_THAT(ok->valid, ElementsAre(2, 0));
+  auto same = LoadCharCorpusGrowingVocabulary(dir.WriteFile("new.txt", "abba\ncab\n"), 0.25, pretrained);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->vocab.tokens(), pretrained.tokens());  // ids of the checkpoint, not of the new text
+  EXPECT_THAT(same->train, ElementsAre(1, 2, 2, 1, 0, 3, 1));
+  EXPECT_THAT(same->valid, ElementsAre(2, 0));
 
-  const std::string path = dir.WriteFile("other.txt", "abc\nxyz\n");
-  auto bad = LoadCharCorpusWithVocabulary(path, 0.25, pretrained);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr(path + ": 3 characters are not in the vocabulary"));
-  EXPECT_THAT(bad.status().message(), HasSubstr("'x' (U+0078) first on line 2"));
-  EXPECT_THAT(bad.status().message(), HasSubstr("'z' (U+007A)"));
+  auto grown = LoadCharCorpusGrowingVocabulary(dir.WriteFile("other.txt", "zab\nxcy\n"), 0.25, pretrained);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  std::vector<std::string> expected = pretrained.tokens();
+  for (const char* added : {"x", "y", "z"}) expected.push_back(added);
+  EXPECT_EQ(grown->vocab.tokens(), expected);
+  EXPECT_THAT(grown->train, ElementsAre(7, 1, 2, 0, 5, 3));  // z a b \n x c
+  EXPECT_THAT(grown->valid, ElementsAre(6, 0));              // y \n
 }
 
 }  // namespace
