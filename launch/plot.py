@@ -82,25 +82,42 @@ def kind_of(records):
     return "other"
 
 
+def label_axes(ax, xlabel, ylabel):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def save(fig, title, out):
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def plot_steps(run_dir, records, out):
     steps = last_per(records.get("progress", []), "global_step")
     has_acc = any("accuracy" in r for r in steps)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
     ax = axes[0][0]
     ax.plot(*series(steps, "global_step", "loss"), lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss (mean over the logged interval)")
-    ax.grid(alpha=0.3)
+    label_axes(ax, "step", "train loss (mean over the logged interval)")
     if has_acc:
         ax = axes[0][1]
         ax.plot(*series(steps, "global_step", "accuracy"), lw=1, color="tab:green")
-        ax.set_xlabel("step")
-        ax.set_ylabel("train accuracy")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: per step")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+        label_axes(ax, "step", "train accuracy")
+    save(fig, f"{os.path.basename(os.path.normpath(run_dir))}: per step", out)
+
+
+def plot_per_epoch(ax, lines, final, final_key, final_label):
+    """`lines`: (records, key, label) drawn per epoch where present; the run's final test
+    figure `final_key` as a dotted line."""
+    for rs, key, label in lines:
+        xs, ys = series(rs, "epoch", key)
+        if xs:
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+    if final and final_key in final[-1]:
+        ax.axhline(final[-1][final_key], ls=":", color="gray", label=final_label(final[-1][final_key]))
 
 
 def plot_epochs(run_dir, records, out):
@@ -111,55 +128,32 @@ def plot_epochs(run_dir, records, out):
     name = os.path.basename(os.path.normpath(run_dir))
     if kind == "lm":
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for rs, key, label in ((train, "train_ppl", "train"), (valid, "valid_ppl", "valid"),
-                               (valid, "test_ppl", "test")):
-            xs, ys = series(rs, "epoch", key)
-            if xs:
-                ax.plot(xs, ys, marker="o", ms=3, label=label)
-        if final and "test_ppl" in final[-1]:
-            ax.axhline(final[-1]["test_ppl"], ls=":", color="gray",
-                       label=f"final test {final[-1]['test_ppl']:.1f}")
+        plot_per_epoch(ax, ((train, "train_ppl", "train"), (valid, "valid_ppl", "valid"), (valid, "test_ppl", "test")),
+                       final, "test_ppl", lambda v: f"final test {v:.1f}")
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("perplexity")
+        label_axes(ax, "epoch", "perplexity")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
+        save(fig, f"{name}: per epoch", out)
+        return
+    if kind == "copy":
+        acc = (("valid_position_accuracy", "train length, all steps"),
+               ("test_length_position_accuracy", "test length, all steps"),
+               ("valid_step_accuracy", "train length, copied segment"),
+               ("test_length_step_accuracy", "test length, copied segment"))
+        loss = (("valid_loss", "train length"), ("test_length_loss", "test length"))
     else:
-        if kind == "copy":
-            acc_keys = (("valid_position_accuracy", "train length, all steps"),
-                        ("test_length_position_accuracy", "test length, all steps"),
-                        ("valid_step_accuracy", "train length, copied segment"),
-                        ("test_length_step_accuracy", "test length, copied segment"))
-            loss_keys = (("valid_loss", "train length"), ("test_length_loss", "test length"))
-        else:
-            acc_keys = (("valid_accuracy", "valid"), ("test_accuracy", "test"))
-            loss_keys = (("valid_loss", "valid"), ("test_loss", "test"))
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-        xs, ys = series(train, "epoch", "train_loss")
-        ax_loss.plot(xs, ys, marker="o", ms=3, label="train")
-        for key, label in loss_keys:
-            xs, ys = series(valid, "epoch", key)
-            if xs:
-                ax_loss.plot(xs, ys, marker="o", ms=3, label=label)
-        xs, ys = series(train, "epoch", "train_accuracy")
-        if xs:
-            ax_acc.plot(xs, ys, marker="o", ms=3, label="train")
-        for key, label in acc_keys:
-            xs, ys = series(valid, "epoch", key)
-            if xs:
-                ax_acc.plot(xs, ys, marker="o", ms=3, label=label)
-        if final and "test_accuracy" in final[-1]:
-            ax_acc.axhline(final[-1]["test_accuracy"], ls=":", color="gray",
-                           label=f"final test {100 * final[-1]['test_accuracy']:.2f}%")
-        for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    fig.suptitle(f"{name}: per epoch")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+        acc = (("valid_accuracy", "valid"), ("test_accuracy", "test"))
+        loss = (("valid_loss", "valid"), ("test_loss", "test"))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_per_epoch(ax_loss, [(train, "train_loss", "train")] + [(valid, k, label) for k, label in loss],
+                   final, "test_loss", lambda v: f"final test {v:.4f}")
+    plot_per_epoch(ax_acc, [(train, "train_accuracy", "train")] + [(valid, k, label) for k, label in acc],
+                   final, "test_accuracy", lambda v: f"final test {100 * v:.2f}%")
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        label_axes(ax, "epoch", label)
+        ax.legend(fontsize=8)
+    save(fig, f"{name}: per epoch", out)
 
 
 def plot_compare(run_dirs, out, title):
@@ -170,14 +164,9 @@ def plot_compare(run_dirs, out, title):
         ax_loss.plot(*series(steps, "global_step", "loss"), lw=1, label=name)
         ax_acc.plot(*series(steps, "global_step", "accuracy"), lw=1, label=name)
     for ax, label in ((ax_loss, "train loss"), (ax_acc, "train accuracy")):
-        ax.set_xlabel("step")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        label_axes(ax, "step", label)
     ax_loss.legend(fontsize=7, ncol=2)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save(fig, title, out)
 
 
 def main(argv):
