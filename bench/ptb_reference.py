@@ -4,7 +4,8 @@ optimizer as `distrnn train --flagfile=configs/ptb_small.flags`, timed per step.
 
   python bench/ptb_reference.py --data_dir ../shared/data --steps 300 --threads 2
 
-Prints one JSON object: ms per step (median after warm-up), tokens/s, final loss.
+Prints one JSON object: ms per step (median after warm-up), tokens/s, the last step's loss
+and the mean loss of the last 20 steps (launch/bench.sh compare checks it against distrnn's).
 """
 import argparse, json, os, statistics, time
 
@@ -53,7 +54,7 @@ def main():
     model = Model(len(vocab), 200, 2, 0.1)
     sgd = torch.optim.SGD(model.parameters(), lr=1.0)
     state = None
-    times, loss_value = [], 0.0
+    times, losses = [], []
     for i in range(args.steps):
         start = time.perf_counter()
         x = matrix[i * steps:(i + 1) * steps]
@@ -66,12 +67,13 @@ def main():
         (nll / batch).backward()  # Zaremba: sum over steps, mean over batch
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         sgd.step()
-        loss_value = nll.item() / (batch * steps)
+        losses.append(nll.item() / (batch * steps))
         times.append(time.perf_counter() - start)
     ms = statistics.median(times[args.warmup:]) * 1000
     print(json.dumps({"impl": "pytorch-python", "torch": torch.__version__, "threads": args.threads,
                       "steps": args.steps, "ms_per_step": round(ms, 2),
-                      "tok_per_s": round(batch * steps / (ms / 1000)), "last_loss": round(loss_value, 4)}))
+                      "tok_per_s": round(batch * steps / (ms / 1000)), "last_loss": round(losses[-1], 4),
+                      "last20_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4)}))
 
 
 if __name__ == "__main__":

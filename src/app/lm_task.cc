@@ -25,9 +25,10 @@
 ABSL_FLAG(int32_t, num_steps, 20, "Truncated-BPTT window length.");
 ABSL_FLAG(std::string, loss_reduction, "sum_steps_mean_batch",
           "sum_steps_mean_batch (Zaremba: sum over steps, mean over the global batch) or mean_tokens.");
-ABSL_FLAG(bool, fused_loss, true,
-          "LM: compute the decoder and the cross entropy chunk by chunk (less memory, faster); false: "
-          "full logits, then cross entropy.");
+ABSL_FLAG(bool, fused_loss, false,
+          "LM: compute the decoder and the cross entropy chunk by chunk, never holding all logits (for large "
+          "vocabularies; on a 2-core CPU it saved no memory on PTB and was slower on ptb_medium); false: full "
+          "logits, then cross entropy.");
 ABSL_FLAG(bool, tie_weights, false, "Share the embedding and decoder matrices (needs embedding == hidden).");
 ABSL_FLAG(std::string, text_file, "", "char_lm: UTF-8 text to model (default <data>/tinyshakespeare/input.txt).");
 ABSL_FLAG(double, valid_fraction, 0.1,

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Turns the raw output of launch/bench.sh's runs into bench/results/<name>.{json,md,png}.
+
+  summarise.py compare OURS_METRICS REFERENCE_JSON OUT
+  summarise.py scaling OUT CORES KIND:RANKS:METRICS ...
+  summarise.py allreduce ALLREDUCE_JSON OUT
+  summarise.py memory OUT CONFIG:FUSED:TIME_V_LOG ...
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def records(path, kind):
+    with open(path) as f:
+        return [r for r in map(json.loads, filter(str.strip, f)) if r.get("type") == kind]
+
+
+def git():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def write(out, name, result, header, rows):
+    result = dict(result, bench=name, git=git())
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+def steady(progress):
+    """tok/s and ms/step over the logged intervals after the first (warm-up)."""
+    later = progress[1:] or progress
+    return statistics.median(r["units_per_s"] for r in later), statistics.median(r["ms_per_step"] for r in later)
+
+
+def compare(ours_metrics, reference_json, out):
+    progress = records(ours_metrics, "progress")
+    ours_tok, ours_ms = steady(progress)
+    with open(reference_json) as f:
+        ref = json.load(f)
+    ours_loss, ref_loss = progress[-1]["loss"], ref["last20_loss"]
+    agree = abs(ours_loss - ref_loss) <= 0.02 * ref_loss
+    result = {"distrnn_tok_per_s": ours_tok, "distrnn_ms_per_step": ours_ms, "reference": ref,
+              "ratio": ours_tok / ref["tok_per_s"], "distrnn_last20_loss": ours_loss, "losses_agree": agree}
+    write(out, "compare", result, ["", "distrnn", "PyTorch (Python)", "ratio"],
+          [["tok/s", f"{ours_tok:,.0f}", f"{ref['tok_per_s']:,.0f}", f"{result['ratio']:.2f}x"],
+           ["ms/step", f"{ours_ms:.1f}", f"{ref['ms_per_step']:.1f}", ""],
+           ["loss, mean of the last 20 steps", f"{ours_loss:.4f}", f"{ref_loss:.4f}",
+            "agree" if agree else "DIFFER: comparison void"]])
+    return 0 if agree else 1
+
+
+def scaling(out, cores, *runs):
+    cores = int(cores)
+    rows, result = [], {"cores": cores, "runs": []}
+    base = None
+    for spec in runs:
+        kind, ranks, path = spec.split(":", 2)
+        ranks = int(ranks)
+        tok, ms = steady(records(path, "progress"))
+        if base is None:
+            base = tok
+        entry = {"kind": kind, "ranks": ranks, "tok_per_s": tok, "ms_per_step": ms,
+                 "efficiency": tok / (base * ranks) if kind == "weak" else tok / base,
+                 "oversubscribed": ranks > cores}
+        result["runs"].append(entry)
+        rows.append([kind if ranks > 1 else "1 rank", ranks, f"{tok:,.0f}", f"{ms:.1f}", f"{entry['efficiency']:.2f}",
+                     "yes" if entry["oversubscribed"] else ""])
+    write(out, "scaling", result, ["scaling", "ranks", "tok/s", "ms/step", "tok/s vs 1 rank", "oversubscribed"], rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind in ("strong", "weak"):
+        pts = [(r["ranks"], r["tok_per_s"]) for r in result["runs"] if r["kind"] == kind or r["ranks"] == 1]
+        ax.plot(*zip(*sorted(pts)), marker="o", label=f"{kind} scaling")
+    ax.axvline(cores + 0.5, ls=":", color="gray", label="cores of this machine")
+    ax.set_xlabel("ranks")
+    ax.set_ylabel("training tok/s (all ranks)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "scaling.png"), dpi=110)
+    return 0
+
+
+def allreduce(path, out):
+    with open(path) as f:
+        data = json.load(f)
+    rows = [[r["bytes"], f"{r['time_us']:.1f}", f"{r['algbw_GBps']:.3f}", f"{r['busbw_GBps']:.3f}",
+             f"{r['async_time_us'] / r['time_us']:.2f}" if "async_time_us" in r else ""] for r in data["rows"]]
+    write(out, "allreduce", data, ["bytes", "time us", "algbw GB/s", "busbw GB/s", "async / blocking time"], rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["bytes"] for r in data["rows"]], [r["busbw_GBps"] for r in data["rows"]], marker="o")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes")
+    ax.set_ylabel("busbw GB/s")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "allreduce.png"), dpi=110)
+    return 0
+
+
+def memory(out, *runs):
+    rows, result = [], {"runs": []}
+    for spec in runs:
+        config, fused, path = spec.split(":", 2)
+        with open(path) as f:
+            text = f.read()
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
+        ms = [float(m) for m in re.findall(r"ms/step +([\d.]+)", text)]
+        entry = {"config": config, "fused_loss": fused == "true", "peak_rss_mib": rss,
+                 "ms_per_step": statistics.median(ms[1:] or ms) if ms else None}
+        result["runs"].append(entry)
+        rows.append([config, fused, f"{rss:,.0f}", f"{entry['ms_per_step']:.0f}" if ms else ""])
+    write(out, "memory", result, ["config", "fused decoder + loss", "peak RSS MiB", "ms/step"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    commands = {"compare": compare, "scaling": scaling, "allreduce": allreduce, "memory": memory}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(commands[sys.argv[1]](*sys.argv[2:]))
