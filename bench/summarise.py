@@ -68,23 +68,21 @@ def compare(ours_metrics, reference_json, out):
 def scaling(out, cores, *runs):
     cores = int(cores)
     rows, result = [], {"cores": cores, "runs": []}
-    base = None
+    base = {}  # kind -> tok/s of its 1-rank run
     for spec in runs:
         kind, ranks, path = spec.split(":", 2)
         ranks = int(ranks)
         tok, ms = steady(records(path, "progress"))
-        if base is None:
-            base = tok
+        base.setdefault(kind, tok)
         entry = {"kind": kind, "ranks": ranks, "tok_per_s": tok, "ms_per_step": ms,
-                 "efficiency": tok / (base * ranks) if kind == "weak" else tok / base,
-                 "oversubscribed": ranks > cores}
+                 "speedup": tok / base[kind], "oversubscribed": ranks > cores}
         result["runs"].append(entry)
-        rows.append([kind if ranks > 1 else "1 rank", ranks, f"{tok:,.0f}", f"{ms:.1f}", f"{entry['efficiency']:.2f}",
+        rows.append([kind, ranks, f"{tok:,.0f}", f"{ms:.1f}", f"{entry['speedup']:.2f}",
                      "yes" if entry["oversubscribed"] else ""])
     write(out, "scaling", result, ["scaling", "ranks", "tok/s", "ms/step", "tok/s vs 1 rank", "oversubscribed"], rows)
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind in ("strong", "weak"):
-        pts = [(r["ranks"], r["tok_per_s"]) for r in result["runs"] if r["kind"] == kind or r["ranks"] == 1]
+        pts = [(r["ranks"], r["tok_per_s"]) for r in result["runs"] if r["kind"] == kind]
         ax.plot(*zip(*sorted(pts)), marker="o", label=f"{kind} scaling")
     ax.axvline(cores + 0.5, ls=":", color="gray", label="cores of this machine")
     ax.set_xlabel("ranks")

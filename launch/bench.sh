@@ -8,8 +8,8 @@
 #                                              ratio, and both losses over the last 20 steps
 #                                              (they must agree, or the comparison is void)
 #   launch/bench.sh scaling [STEPS]            PTB small, 1, 2 and 3 ranks (3 oversubscribed
-#                                              on 2 cores: marked), same global batch (strong
-#                                              scaling) and global batch x ranks (weak)
+#                                              on 2 cores: marked), global batch 24 on any
+#                                              number of ranks (strong) and 20 per rank (weak)
 #   launch/bench.sh allreduce                  4 KiB..64 MiB, algbw/busbw, against raw MPI
 #   launch/bench.sh memory [STEPS]             peak RSS of ptb_small/medium/large training,
 #                                              with the fused decoder + loss and without
@@ -54,9 +54,9 @@ scaling() {
   local runs=()
   for n in 1 2 3; do
     for kind in strong weak; do
-      local batch=20
+      # Strong: global batch 24 (divisible by 1, 2 and 3 ranks); weak: 20 per rank.
+      local batch=24
       [ "$kind" = weak ] && batch=$((20 * n))
-      [ "$kind" = weak ] && [ "$n" -eq 1 ] && continue  # the same run as strong
       train "scaling_${kind}_$n" mpirun --oversubscribe --bind-to none -np "$n" -x OMP_WAIT_POLICY "$BIN" train \
         --flagfile=configs/ptb_small.flags --max_steps="$steps" --batch_size="$batch"
       runs+=("$kind:$n:$WORK/scaling_${kind}_$n/metrics.jsonl")
