@@ -49,6 +49,8 @@ ABSL_FLAG(double, lr, 1.0, "Learning rate.");
 ABSL_FLAG(double, clip_norm, 5.0, "Clip gradients to this global L2 norm (0: no clipping).");
 ABSL_FLAG(int32_t, log_every, 0, "Steps between progress lines (0: ten per epoch).");
 ABSL_FLAG(double, bucket_mb, 25.0, "Gradient all-reduce bucket size in MiB.");
+ABSL_FLAG(double, first_bucket_mb, 1.0,
+          "Size cap in MiB of the first gradient bucket (the last layers' gradients, ready first in backward).");
 ABSL_FLAG(bool, overlap_allreduce, false,
           "Start each gradient bucket's all-reduce during backward, as soon as its gradients are ready.");
 ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
@@ -106,6 +108,9 @@ absl::Status ValidateCommonFlags() {
   }
   if (absl::GetFlag(FLAGS_clip_norm) < 0) return absl::InvalidArgumentError("--clip_norm must be >= 0");
   if (!(absl::GetFlag(FLAGS_bucket_mb) > 0)) return absl::InvalidArgumentError("--bucket_mb must be positive");
+  if (!(absl::GetFlag(FLAGS_first_bucket_mb) > 0)) {
+    return absl::InvalidArgumentError("--first_bucket_mb must be positive");
+  }
   if (absl::GetFlag(FLAGS_check_replicas_every) < 0) {
     return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
   }
@@ -116,6 +121,7 @@ absl::Status ValidateCommonFlags() {
                                     {"init_scale", absl::GetFlag(FLAGS_init_scale)},
                                     {"dropout", absl::GetFlag(FLAGS_dropout)},
                                     {"bucket_mb", absl::GetFlag(FLAGS_bucket_mb)},
+                                    {"first_bucket_mb", absl::GetFlag(FLAGS_first_bucket_mb)},
                                     {"collective_timeout_s", absl::GetFlag(FLAGS_collective_timeout_s)}}) {
     if (!std::isfinite(value)) return absl::InvalidArgumentError(absl::StrCat("--", name, " must be finite, got ", value));
   }

@@ -28,6 +28,7 @@ ABSL_DECLARE_FLAG(double, lr);
 ABSL_DECLARE_FLAG(double, clip_norm);
 ABSL_DECLARE_FLAG(int32_t, log_every);
 ABSL_DECLARE_FLAG(double, bucket_mb);
+ABSL_DECLARE_FLAG(double, first_bucket_mb);
 ABSL_DECLARE_FLAG(int64_t, check_replicas_every);
 ABSL_DECLARE_FLAG(std::string, optimizer);
 ABSL_DECLARE_FLAG(std::string, lr_schedule);

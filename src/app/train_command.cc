@@ -1,5 +1,8 @@
 #include "app/train_command.h"
 
+#include <algorithm>
+
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -45,7 +48,9 @@ void AddTrainerRows(const train::TrainerConfig& t, const RunOptions& run, const 
                                                   : absl::StrCat("skip the update (at most ", t.max_skipped, " steps)")});
   rows.push_back({"process", DescribeProcess(run, comm)});
   if (comm.world_size() > 1) {
-    rows.push_back({"gradient all-reduce", absl::StrCat("buckets of ", t.bucket_bytes >> 20, " MiB, ",
+    rows.push_back({"gradient all-reduce", absl::StrCat("buckets of ", t.bucket_bytes / double{1 << 20}, " MiB (the first ",
+                                                        std::min(t.first_bucket_bytes, t.bucket_bytes) / double{1 << 20},
+                                                        " MiB), ",
                                                         t.overlap_allreduce ? "started during backward" : "after backward")});
   }
   rows.push_back({"seed", absl::StrCat(run.seed)});
@@ -93,6 +98,7 @@ absl::StatusOr<train::TrainerConfig> TrainerConfigFromFlags(const RunOptions& ru
   t.overlap_allreduce = absl::GetFlag(FLAGS_overlap_allreduce);
   t.resume = absl::GetFlag(FLAGS_resume);
   t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
+  t.first_bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(absl::GetFlag(FLAGS_first_bucket_mb) * (1 << 20)));
   t.check_replicas_every = absl::GetFlag(FLAGS_check_replicas_every);
   t.fault_rank = run.fault_rank;
   t.fault_step = run.fault_step;

@@ -6,7 +6,9 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "common/status_macros.h"
@@ -15,9 +17,14 @@
 namespace distrnn::comm {
 
 GradientReducer::GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes,
-                                 bool async_host_buckets)
-    : comm_(comm), params_(std::move(params)), bucket_bytes_(bucket_bytes), async_host_buckets_(async_host_buckets) {
+                                 bool async_host_buckets, int64_t first_bucket_bytes)
+    : comm_(comm),
+      params_(std::move(params)),
+      bucket_bytes_(bucket_bytes),
+      first_bucket_bytes_(std::min(first_bucket_bytes, bucket_bytes)),
+      async_host_buckets_(async_host_buckets) {
   TORCH_CHECK(bucket_bytes_ >= 1, "GradientReducer: bucket_bytes must be >= 1, got ", bucket_bytes_);
+  TORCH_CHECK(first_bucket_bytes_ >= 1, "GradientReducer: first_bucket_bytes must be >= 1, got ", first_bucket_bytes);
   for (size_t i = 0; i < params_.size(); ++i) {
     TORCH_CHECK(params_[i].defined(), "GradientReducer: parameter ", i, " is undefined");
   }
@@ -32,14 +39,16 @@ void GradientReducer::Plan() {
   // One open bucket per (dtype, device); closed when the next parameter would overflow it.
   using Key = std::tuple<int, int, int>;  // dtype, device type, device index
   std::map<Key, size_t> open;             // key -> index into buckets_
+  std::set<Key> had_bucket;               // keys whose first (smaller) bucket exists
   std::vector<int64_t> bucket_used_bytes;
+  std::vector<int64_t> bucket_cap;
   for (size_t k = params_.size(); k-- > 0;) {
     const at::Tensor& p = params_[k];
     const Key key{static_cast<int>(p.scalar_type()), static_cast<int>(p.device().type()), p.device().index()};
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
     auto it = open.find(key);
     if (it != open.end() && bucket_used_bytes[it->second] > 0 &&
-        bucket_used_bytes[it->second] + bytes > bucket_bytes_) {
+        bucket_used_bytes[it->second] + bytes > bucket_cap[it->second]) {
       open.erase(it);
       it = open.end();
     }
@@ -47,6 +56,7 @@ void GradientReducer::Plan() {
       it = open.emplace(key, buckets_.size()).first;
       buckets_.emplace_back();
       bucket_used_bytes.push_back(0);
+      bucket_cap.push_back(had_bucket.insert(key).second ? first_bucket_bytes_ : bucket_bytes_);
     }
     Bucket& bucket = buckets_[it->second];
     const int64_t offset = bucket.slots.empty() ? 0 : bucket.slots.back().offset + bucket.slots.back().numel;

@@ -12,8 +12,11 @@
 //   once reduction overlaps backward.
 // - A bucket holds parameters of one dtype and device only; each (dtype, device) has
 //   its own open bucket while planning.
-// - A bucket is closed before a parameter that would take it above `bucket_bytes`, so
-//   every bucket is <= bucket_bytes unless it holds a single larger parameter.
+// - A bucket is closed before a parameter that would take it above its cap, so every
+//   bucket is <= its cap unless it holds a single larger parameter. The cap is
+//   `bucket_bytes`, except for the first bucket of each (dtype, device):
+//   min(first_bucket_bytes, bucket_bytes), 1 MiB by default as in c10d, so that the
+//   first all-reduce can start early in backward instead of waiting for 25 MiB.
 // - Buckets are ordered by the position of their first parameter in that reverse order.
 //
 // Each bucket owns one flat buffer, allocated (and its pages touched) once at
@@ -74,12 +77,13 @@ namespace distrnn::comm {
 class GradientReducer {
  public:
   static constexpr int64_t kDefaultBucketBytes = int64_t{25} << 20;
+  static constexpr int64_t kDefaultFirstBucketBytes = int64_t{1} << 20;
 
   // `params` are the model's parameters in registration order (model->parameters());
   // they must be defined and the same list, in the same order, on every rank.
-  // bucket_bytes >= 1.
+  // bucket_bytes >= 1, first_bucket_bytes >= 1.
   GradientReducer(Communicator& comm, std::vector<at::Tensor> params, int64_t bucket_bytes = kDefaultBucketBytes,
-                  bool async_host_buckets = false);
+                  bool async_host_buckets = false, int64_t first_bucket_bytes = kDefaultFirstBucketBytes);
   ~GradientReducer();  // removes the hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -125,6 +129,7 @@ class GradientReducer {
   Communicator& comm_;
   std::vector<at::Tensor> params_;
   int64_t bucket_bytes_;
+  int64_t first_bucket_bytes_;
   bool async_host_buckets_;
   std::vector<Bucket> buckets_;
   std::vector<std::vector<size_t>> bucket_param_indices_;

@@ -68,6 +68,7 @@ absl::Status TrainerConfig::Validate() const {
   if (checkpoint_every_steps < 0) return absl::InvalidArgumentError("--checkpoint_every_steps must be >= 0");
   if (keep_checkpoints < 1) return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
   if (bucket_bytes < 1) return absl::InvalidArgumentError("--bucket_mb must be positive");
+  if (first_bucket_bytes < 1) return absl::InvalidArgumentError("--first_bucket_mb must be positive");
   if (check_replicas_every < 0) return absl::InvalidArgumentError("--check_replicas_every must be >= 0");
   if (max_skipped < 0) return absl::InvalidArgumentError(absl::StrCat("--max_skipped must be >= 0, got ", max_skipped));
   if (resume.empty()) return absl::InvalidArgumentError("--resume must be auto, none or a checkpoint path");
@@ -223,7 +224,8 @@ absl::Status Trainer::State::Setup() {
     std::vector<torch::Tensor> state = params;
     for (auto& b : task.model().buffers()) state.push_back(b);
     RETURN_IF_ERROR(comm::BroadcastParameters(comm, state, 0));
-    reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes);
+    reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes, /*async_host_buckets=*/false,
+                                                     config.first_bucket_bytes);
     if (config.overlap_allreduce) reducer->EnableOverlap();  // Note [overlap with backward]
     if (config.optimizer == OptimizerKind::kSgd) {
       optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr.base_lr));

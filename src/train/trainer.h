@@ -68,6 +68,8 @@ struct TrainerConfig {
   // figures; never used for a decision), as the original PTB plots show it.
   bool test_each_epoch = false;
   int64_t bucket_bytes = int64_t{25} << 20;
+  // The first bucket's cap (c10d's 1 MiB): the first all-reduce can start early.
+  int64_t first_bucket_bytes = int64_t{1} << 20;
   // Start each bucket's all-reduce from backward hooks as soon as its gradients are
   // ready (gradient_reducer.h, Note [overlap with backward]).
   bool overlap_allreduce = false;

@@ -115,6 +115,9 @@ TEST_F(CliTest, InvalidFlagValues) {
   ExpectBadInput(TrainArgs() + " --cell=transformer", "unknown cell type 'transformer'");
   ExpectBadInput(TrainArgs() + " --dropout=1.5", "--dropout must be in [0, 1)");
   ExpectBadInput(TrainArgs() + " --loss_reduction=mean", "unknown --loss_reduction");
+  ExpectBadInput(TrainArgs() + " --bucket_mb=0", "--bucket_mb must be positive");
+  ExpectBadInput(TrainArgs() + " --first_bucket_mb=-1", "--first_bucket_mb must be positive");
+  ExpectBadInput(TrainArgs() + " --first_bucket_mb=nan", "--first_bucket_mb must be");
 }
 
 TEST_F(CliTest, UnknownAndMalformedFlags) {

@@ -143,6 +143,27 @@ TEST(GradientReducerPlan, CapClosesBuckets) {
   }
 }
 
+TEST(GradientReducerPlan, FirstBucketHasItsOwnSmallerCap) {
+  comm::LocalCommunicator comm;
+  auto params = MakeParams();
+  // Reverse order bytes: 120, 400, 4, 32, 20, 48. First cap 130, then 600:
+  // {120} (120 + 400 > 130), then {400, 4, 32, 20, 48 = 504}.
+  GradientReducer reducer(comm, params, 600, /*async_host_buckets=*/false, /*first_bucket_bytes=*/130);
+  EXPECT_EQ(reducer.bucket_param_indices(), (std::vector<std::vector<size_t>>{{5}, {4, 3, 2, 1, 0}}));
+  // First cap 600 as well: all but the last parameter fit (624 > 600).
+  GradientReducer same_caps(comm, params, 600, false, 600);
+  EXPECT_EQ(same_caps.bucket_param_indices(), (std::vector<std::vector<size_t>>{{5, 4, 3, 2, 1}, {0}}));
+  // A first cap above bucket_bytes is clipped to it.
+  GradientReducer clipped(comm, params, 128, false, 1 << 20);
+  EXPECT_EQ(clipped.bucket_param_indices(), (std::vector<std::vector<size_t>>{{5}, {4}, {3, 2, 1, 0}}));
+  // Each dtype's first bucket gets the small cap.
+  // Floats of 16 bytes, doubles of 64.
+  std::vector<at::Tensor> mixed = {at::zeros({4}, at::kFloat), at::zeros({8}, at::kDouble),
+                                   at::zeros({4}, at::kFloat), at::zeros({8}, at::kDouble)};
+  GradientReducer by_dtype(comm, mixed, 1 << 20, false, 40);
+  EXPECT_EQ(by_dtype.bucket_param_indices(), (std::vector<std::vector<size_t>>{{3}, {2, 0}, {1}}));
+}
+
 TEST(GradientReducerPlan, GroupsByDtype) {
   comm::LocalCommunicator comm;
   std::vector<at::Tensor> params = {at::zeros({4}, at::kFloat), at::zeros({4}, at::kDouble),
