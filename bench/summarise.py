@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns the raw output of launch/bench.sh's runs into bench/results/<name>.{json,md,png}.
 
-  summarise.py compare OURS_METRICS REFERENCE_JSON OUT
+  summarise.py compare OUT LAYOUT:OURS_METRICS,...:REFERENCE_JSON,... ...
+  summarise.py flops OUT SGEMM_JSON LAYOUT:METRICS ...
   summarise.py scaling OUT CORES KIND:RANKS:METRICS ...
   summarise.py allreduce ALLREDUCE_JSON OUT
   summarise.py memory OUT CONFIG:FUSED:TIME_V_LOG ...
@@ -48,21 +49,68 @@ def steady(progress):
     return statistics.median(r["units_per_s"] for r in later), statistics.median(r["ms_per_step"] for r in later)
 
 
-def compare(ours_metrics, reference_json, out):
-    progress = records(ours_metrics, "progress")
-    ours_tok, ours_ms = steady(progress)
-    with open(reference_json) as f:
-        ref = json.load(f)
-    ours_loss, ref_loss = progress[-1]["loss"], ref["last20_loss"]
-    agree = abs(ours_loss - ref_loss) <= 0.02 * ref_loss
-    result = {"distrnn_tok_per_s": ours_tok, "distrnn_ms_per_step": ours_ms, "reference": ref,
-              "ratio": ours_tok / ref["tok_per_s"], "distrnn_last20_loss": ours_loss, "losses_agree": agree}
-    write(out, "compare", result, ["", "distrnn", "PyTorch (Python)", "ratio"],
-          [["tok/s", f"{ours_tok:,.0f}", f"{ref['tok_per_s']:,.0f}", f"{result['ratio']:.2f}x"],
-           ["ms/step", f"{ours_ms:.1f}", f"{ref['ms_per_step']:.1f}", ""],
-           ["loss, mean of the last 20 steps", f"{ours_loss:.4f}", f"{ref_loss:.4f}",
-            "agree" if agree else "DIFFER: comparison void"]])
-    return 0 if agree else 1
+def compare(out, *runs):
+    """runs: LAYOUT:OURS_METRICS,...:REFERENCE_JSON,... with LAYOUT = <processes>x<threads>; the
+    i-th metrics and the i-th reference were measured back to back (one pair)."""
+    rows, result, void = [], {"runs": []}, False
+    for spec in runs:
+        layout, ours_paths, ref_paths = spec.split(":", 2)
+        pairs = []
+        for ours_metrics, reference_json in zip(ours_paths.split(","), ref_paths.split(",")):
+            progress = records(ours_metrics, "progress")
+            with open(reference_json) as f:
+                ref = json.load(f)
+            pairs.append((steady(progress)[0], progress[-1]["loss"], ref))
+        ratios = [tok / ref["tok_per_s"] for tok, _, ref in pairs]
+        ours_tok = statistics.median(tok for tok, _, _ in pairs)
+        ref_tok = statistics.median(ref["tok_per_s"] for _, _, ref in pairs)
+        # Different initial draws and word ids: after the same steps the losses agree within noise.
+        ours_loss, ref_loss = pairs[0][1], pairs[0][2]["last20_loss"]
+        agree = abs(ours_loss - ref_loss) <= 0.02 * ref_loss
+        void |= not agree
+        entry = {"layout": layout, "reference": pairs[0][2]["impl"], "pairs": len(pairs),
+                 "distrnn_tok_per_s": ours_tok, "reference_tok_per_s": ref_tok, "ratios": ratios,
+                 "ratio": statistics.median(ratios), "distrnn_last20_loss": ours_loss,
+                 "reference_last20_loss": ref_loss, "losses_agree": agree}
+        result["runs"].append(entry)
+        rows.append([layout, entry["reference"], f"{ours_tok:,.0f}", f"{ref_tok:,.0f}",
+                     f"{entry['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
+                     f"{ours_loss:.3f} / {ref_loss:.3f}", "agree" if agree else "DIFFER: void"])
+    best_ours = max(result["runs"], key=lambda r: r["distrnn_tok_per_s"])
+    best_ref = max(result["runs"], key=lambda r: r["reference_tok_per_s"])
+    result["best_layout_ratio"] = best_ours["distrnn_tok_per_s"] / best_ref["reference_tok_per_s"]
+    rows.append([f"best: {best_ours['layout']} vs {best_ref['layout']}", "", f"{best_ours['distrnn_tok_per_s']:,.0f}",
+                 f"{best_ref['reference_tok_per_s']:,.0f}", f"{result['best_layout_ratio']:.2f}x", "", ""])
+    write(out, "compare", result, ["processes x threads", "PyTorch side", "distrnn tok/s (median)",
+                                   "PyTorch tok/s (median)", "ratio: median of pairs (min-max)",
+                                   "loss, last 20 steps (distrnn / PyTorch)", ""], rows)
+    return 1 if void else 0
+
+
+# FLOPs per trained token of PTB small: forward 2 x (LSTM 2 x 4H(I+H) + decoder H x V) with
+# H = I = 200, V = 10,000; backward twice the forward (input and weight gradients).
+PTB_SMALL_FLOP_PER_TOKEN = 3 * 2 * (2 * 4 * 200 * 400 + 200 * 10000)
+
+
+def flops(out, sgemm_json, *runs):
+    """runs: LAYOUT:METRICS with LAYOUT = <processes>x<threads>."""
+    with open(sgemm_json) as f:
+        peaks = json.load(f)["gflops"]
+    rows, result = [], {"flop_per_token": PTB_SMALL_FLOP_PER_TOKEN, "sgemm_gflops": peaks, "runs": []}
+    for spec in runs:
+        layout, path = spec.split(":", 1)
+        processes, threads = map(int, layout.split("x"))
+        tok, ms = steady(records(path, "progress"))
+        cores = processes * threads
+        # The cores' peak: the all-cores sgemm of one process, else one thread's times the cores.
+        peak = peaks.get(str(cores)) or peaks["1"] * cores
+        gflops = tok * PTB_SMALL_FLOP_PER_TOKEN / 1e9
+        result["runs"].append({"layout": layout, "tok_per_s": tok, "gflops": gflops, "peak_gflops": peak,
+                               "fraction": gflops / peak})
+        rows.append([layout, f"{tok:,.0f}", f"{gflops:.1f}", f"{peak:.1f}", f"{100 * gflops / peak:.0f}%"])
+    write(out, "flops", result, ["processes x threads", "tok/s", "training GFLOP/s", "sgemm peak GFLOP/s",
+                                 "fraction of peak"], rows)
+    return 0
 
 
 def scaling(out, cores, *runs):
@@ -128,7 +176,7 @@ def memory(out, *runs):
 
 
 if __name__ == "__main__":
-    commands = {"compare": compare, "scaling": scaling, "allreduce": allreduce, "memory": memory}
+    commands = {"compare": compare, "flops": flops, "scaling": scaling, "allreduce": allreduce, "memory": memory}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

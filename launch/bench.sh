@@ -2,11 +2,17 @@
 # One command for the benchmarks (builds if needed). Each writes bench/results/<name>.json,
 # a PNG where a picture helps, and a Markdown table (bench/results/<name>.md) for the README.
 #
-#   launch/bench.sh compare [STEPS] [THREADS]  distrnn vs the PyTorch (Python) reference on
-#                                              PTB small: same data, model, loss scale, clip,
-#                                              optimizer, threads and steps; tok/s of each, the
-#                                              ratio, and both losses over the last 20 steps
+#   launch/bench.sh compare [STEPS] [REPEATS]  distrnn vs the script a user would run instead:
+#                                              PyTorch's word_language_model recipe set to
+#                                              Zaremba's small model (bench/reference/), on 1
+#                                              process x 1 and x 2 threads, and 2 ranks x 1
+#                                              thread against DDP (gloo) under torchrun; tok/s
+#                                              of each, the ratios, the best layout of each
+#                                              side, and both losses over the last 20 steps
 #                                              (they must agree, or the comparison is void)
+#   launch/bench.sh flops [STEPS]              achieved training FLOP/s of PTB small (15.84
+#                                              MFLOP per token) against the sgemm peak of
+#                                              the same cores measured in the same run
 #   launch/bench.sh scaling [STEPS]            PTB small, 1, 2 and 3 ranks (3 oversubscribed
 #                                              on 2 cores: marked), global batch 24 on any
 #                                              number of ranks (strong) and 20 per rank (weak)
@@ -40,12 +46,46 @@ train() {
     { tail -5 "$WORK/$name.log"; return 1; }
 }
 
+REFERENCE=bench/reference/word_language_model.py
+TORCHRUN="$(dirname "$PYTHON")/torchrun"
+DATA="${DISTRNN_DATA:-../shared/data}"
+
+# Each layout runs both sides in turn REPEATS times (A B A B ...): this VM's speed drifts by
+# a quarter over minutes, so only pairs measured back to back are compared (median ratio).
 compare() {
-  local steps="${1:-300}" threads="${2:-$(nproc)}"
-  say "compare: PTB small, $steps steps, 1 process x $threads threads"
-  train ours "$BIN" train --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads="$threads"
-  "$PYTHON" bench/ptb_reference.py --steps "$steps" --threads "$threads" > "$WORK/reference.json"
-  summarise compare "$WORK/ours/metrics.jsonl" "$WORK/reference.json" "$OUT"
+  local steps="${1:-300}" repeats="${2:-3}" runs=()
+  for layout in 1x1 1x2 2x1; do
+    local ours=() refs=()
+    for r in $(seq "$repeats"); do
+      say "compare: PTB small, $steps steps, $layout (processes x threads), pair $r of $repeats"
+      if [ "$layout" = 2x1 ]; then
+        train "ours_${layout}_$r" mpirun --oversubscribe --bind-to none -np 2 -x OMP_WAIT_POLICY "$BIN" train \
+          --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads=1
+        OMP_NUM_THREADS=1 "$TORCHRUN" --standalone --nproc_per_node=2 "$REFERENCE" --data "$DATA/ptb" \
+          --steps "$steps" --threads 1 > "$WORK/ref_${layout}_$r.json" 2> "$WORK/ref_$layout.log" ||
+          { tail -20 "$WORK/ref_$layout.log"; return 1; }
+      else
+        local threads="${layout#1x}"
+        train "ours_${layout}_$r" "$BIN" train --flagfile=configs/ptb_small.flags --max_steps="$steps" \
+          --threads="$threads"
+        "$PYTHON" "$REFERENCE" --data "$DATA/ptb" --steps "$steps" --threads "$threads" > "$WORK/ref_${layout}_$r.json"
+      fi
+      ours+=("$WORK/ours_${layout}_$r/metrics.jsonl")
+      refs+=("$WORK/ref_${layout}_$r.json")
+    done
+    runs+=("$layout:$(IFS=,; echo "${ours[*]}"):$(IFS=,; echo "${refs[*]}")")
+  done
+  summarise compare "$OUT" "${runs[@]}"
+}
+
+flops() {
+  local steps="${1:-200}" runs=()
+  say "flops: sgemm peak of 1 and 2 threads, then PTB small training, $steps steps"
+  "$PYTHON" bench/sgemm_peak.py > "$WORK/sgemm.json"
+  train flops_1x2 "$BIN" train --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads=2
+  train flops_2x1 mpirun --oversubscribe --bind-to none -np 2 -x OMP_WAIT_POLICY "$BIN" train \
+    --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads=1
+  summarise flops "$OUT" "$WORK/sgemm.json" "1x2:$WORK/flops_1x2/metrics.jsonl" "2x1:$WORK/flops_2x1/metrics.jsonl"
 }
 
 scaling() {
@@ -89,9 +129,10 @@ memory() {
 
 case "${1:-}" in
   compare) shift; compare "$@" ;;
+  flops) shift; flops "$@" ;;
   scaling) shift; scaling "$@" ;;
   allreduce) allreduce ;;
   memory) shift; memory "$@" ;;
-  all) compare; scaling; allreduce; memory ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  all) compare; flops; scaling; allreduce; memory ;;
+  *) sed -n '2,25p' "$0"; exit 2 ;;
 esac
