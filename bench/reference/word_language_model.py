@@ -136,10 +136,10 @@ def main():
             interval_start = now
     total_s = time.perf_counter() - start
 
-    if ddp:  # the global mean loss, as distrnn logs it
-        last = torch.tensor(losses[-args.log_interval:])
-        dist.all_reduce(last)
-        losses[-args.log_interval:] = (last / world).tolist()
+    if ddp:  # the mean over all ranks' columns, as distrnn logs it
+        every = torch.tensor(losses, dtype=torch.float64)
+        dist.all_reduce(every)
+        losses = (every / world).tolist()
     if rank == 0:
         tokens_per_step = args.batch_size * args.bptt
         later = interval_s[1:] or interval_s
