@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/corpus.h"
 #include "support/temp_dir.h"
 
 namespace distrnn {
@@ -16,16 +17,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string Corpus(int lines, int offset) {
-  static const char* kWords[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "<unk>", "N"};
-  std::string text;
-  for (int i = 0; i < lines; ++i) {
-    for (int j = 0; j < 6; ++j) text += std::string(" ") + kWords[(i * 3 + j * 7 + offset) % 10];
-    text += " \n";
-  }
-  return text;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -37,9 +28,7 @@ std::string ReadAll(const std::string& path) {
 class ResumeCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_.WriteFile("data/ptb/ptb.train.txt", Corpus(200, 0));
-    dir_.WriteFile("data/ptb/ptb.valid.txt", Corpus(30, 1));
-    dir_.WriteFile("data/ptb/ptb.test.txt", Corpus(30, 2));
+    testing::WritePtbCorpus(dir_, testing::SmallWordCorpus, 200, 30);
   }
   int Train(const std::string& extra, std::string* output, const std::string& run = "run") const {
     return testing::RunCommand(testing::DistrnnBinary() + " train --data_dir=" + dir_.Join("data") + " --run_dir=" +

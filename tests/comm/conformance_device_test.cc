@@ -18,6 +18,7 @@
 #include "common/device.h"
 #include "model/language_model.h"
 #include "support/temp_dir.h"
+#include "support/train_fixtures.h"
 #include "train/checkpoint.h"
 #include "train/copy_train_task.h"
 #include "train/lm_train_task.h"
@@ -100,73 +101,34 @@ TEST(DeviceReducer, WorldOfOneKeepsGradientsOnTheDevice) {
 
 constexpr int64_t kVocab = 13, kBatch = 6, kSteps = 5;
 
-std::vector<int64_t> Tokens(int64_t n, uint64_t seed) {
-  std::vector<int64_t> tokens(n);
-  uint64_t x = seed;
-  for (int64_t i = 0; i < n; ++i) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    const int64_t next = i == 0 ? 0 : (tokens[i - 1] + 1) % kVocab;
-    tokens[i] = (x >> 33) % 3 == 0 ? static_cast<int64_t>((x >> 40) % kVocab) : next;
-  }
-  return tokens;
-}
-
-struct TrainedLm {
-  model::LanguageModel model{nullptr};
-  absl::StatusOr<train::TrainResult> result = absl::UnknownError("not run");
-};
-
-TrainedLm TrainOn(c10::Device device, double dropout, const std::string& run_dir = "") {
-  static const std::vector<int64_t> train_tokens = Tokens(kBatch * (6 * kSteps + 1) + 3, 1);
-  static const std::vector<int64_t> valid_tokens = Tokens(120, 2);
-  TrainedLm run;
-  model::LanguageModelConfig c;
-  c.vocab_size = kVocab;
-  c.embedding_size = 10;
-  c.stack.cell = model::CellType::kLstm;
-  c.stack.input_size = 10;
-  c.stack.hidden_size = 10;
-  c.stack.num_layers = 2;
-  c.stack.dropout = dropout;
-  c.dropout = dropout;
+TrainedModel TrainOn(c10::Device device, double dropout, const std::string& run_dir = "") {
+  static const std::vector<int64_t> train_tokens = SuccessorTokens(kBatch * (6 * kSteps + 1) + 3, 1, kVocab, 3);
+  static const std::vector<int64_t> valid_tokens = SuccessorTokens(120, 2, kVocab, 3);
+  TrainedModel run;
   torch::manual_seed(5);
-  run.model = model::LanguageModel(c);  // initialised on the CPU, then moved: the same start
+  // Initialised on the CPU, then moved: the same start.
+  run.model = model::LanguageModel(TwoLayerLmConfig(kVocab, model::CellType::kLstm, 10, 10, dropout));
   if (absl::Status s = common::MoveModule(*run.model, device); !s.ok()) {
     run.result = s;
     return run;
   }
-  train::LmTaskConfig task;
-  task.batch_size = kBatch;
-  task.num_steps = kSteps;
-  task.eval_batch_size = 3;
-  task.seed = 9;
+  const train::LmTaskConfig task{.batch_size = kBatch, .num_steps = kSteps, .eval_batch_size = 3, .seed = 9};
   comm::LocalCommunicator comm;
-  auto built = train::LmTrainTask::Create(run.model, task, {&train_tokens, &valid_tokens, nullptr},
-                                          train::Shard{0, 1, 2}, {{"task", "device_test"}});
-  if (!built.ok()) {
-    run.result = built.status();
-    return run;
-  }
-  train::TrainerConfig t;
-  t.batch_size = kBatch;
+  // 9 steps cross an epoch end: the carried state resets on the device.
+  train::TrainerConfig t = ZarembaTrainerConfig(kBatch, 2, 9);
   t.micro_batches = 2;  // two column groups, each carrying its own state on the device
-  t.max_epochs = 2;
-  t.max_steps = 9;      // crosses an epoch end: the carried state resets on the device
-  t.lr = {train::LrScheduleKind::kZaremba, 1.0, 0.5, 1};
-  t.clip_norm = 5.0;
-  t.log_every = 1000;
-  t.warmup_steps = 0;
-  t.evaluate_test = false;
   t.run_dir = run_dir;
-  train::Trainer trainer(comm, **built, t);
-  run.result = trainer.Run();
+  run.result = RunTrainer(comm,
+                          train::LmTrainTask::Create(run.model, task, {&train_tokens, &valid_tokens, nullptr},
+                                                     train::Shard{0, 1, 2}, {{"task", "device_test"}}),
+                          t);
   return run;
 }
 
 TEST(DeviceTraining, TheLoopOnTheDeviceMatchesTheCpu) {
   for (double dropout : {0.0, 0.3}) {
-    TrainedLm on_device = TrainOn(TestDevice(), dropout);
-    TrainedLm on_cpu = TrainOn(c10::Device(c10::kCPU), dropout);
+    TrainedModel on_device = TrainOn(TestDevice(), dropout);
+    TrainedModel on_cpu = TrainOn(c10::Device(c10::kCPU), dropout);
     ASSERT_TRUE(on_device.result.ok()) << on_device.result.status();
     ASSERT_TRUE(on_cpu.result.ok()) << on_cpu.result.status();
     for (const at::Tensor& p : on_device.model->parameters()) EXPECT_EQ(p.device(), TestDevice());
@@ -187,7 +149,7 @@ TEST(DeviceTraining, TheLoopOnTheDeviceMatchesTheCpu) {
 // reader maps to the CPU), so generate/predict run anywhere.
 TEST(DeviceTraining, CheckpointsFromTheDeviceLoadOnTheCpu) {
   TempDir dir;
-  TrainedLm trained = TrainOn(TestDevice(), 0.0, dir.Join("run"));
+  TrainedModel trained = TrainOn(TestDevice(), 0.0, dir.Join("run"));
   ASSERT_TRUE(trained.result.ok()) << trained.result.status();
   model::LanguageModel on_cpu(trained.model->config());
   std::ifstream pointer(dir.Join("run/latest"));  // names the newest checkpoint: the end of the run

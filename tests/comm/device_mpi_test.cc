@@ -20,6 +20,7 @@
 #include "comm/parameter_sync.h"
 #include "common/device.h"
 #include "model/language_model.h"
+#include "support/train_fixtures.h"
 #include "train/lm_train_task.h"
 #include "train/trainer.h"
 
@@ -64,77 +65,38 @@ TEST(DeviceMpiReducer, AveragesDeviceGradients) {
 
 constexpr int64_t kVocab = 17, kGlobalBatch = 12, kNumSteps = 5, kStepsPerEpoch = 6;
 
-std::vector<int64_t> Tokens(int64_t n, uint64_t seed) {
-  std::vector<int64_t> tokens(n);
-  uint64_t x = seed;
-  for (int64_t i = 0; i < n; ++i) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    const int64_t next = i == 0 ? 0 : (tokens[i - 1] + 1) % kVocab;
-    tokens[i] = (x >> 33) % 4 == 0 ? static_cast<int64_t>((x >> 40) % kVocab) : next;
-  }
-  return tokens;
-}
-
-struct TrainedLm {
-  model::LanguageModel model{nullptr};
-  absl::StatusOr<train::TrainResult> result = absl::UnknownError("not run");
-};
-
 // Collective on `comm`: a model seeded with `seed` (only rank 0's survives the
 // broadcast), moved to the test device, trained for 10 steps with dropout.
-TrainedLm Train(comm::Communicator& comm, uint64_t seed) {
-  static const std::vector<int64_t> train_tokens = Tokens(kGlobalBatch * (kStepsPerEpoch * kNumSteps + 1) + 5, 1);
-  static const std::vector<int64_t> valid_tokens = Tokens(200, 2);
-  TrainedLm run;
-  model::LanguageModelConfig c;
-  c.vocab_size = kVocab;
-  c.embedding_size = 12;
-  c.stack.cell = model::CellType::kLstm;
-  c.stack.input_size = 12;
-  c.stack.hidden_size = 12;
-  c.stack.num_layers = 2;
-  c.stack.dropout = 0.3;
-  c.dropout = 0.3;
+TrainedModel Train(comm::Communicator& comm, uint64_t seed) {
+  static const std::vector<int64_t> train_tokens =
+      SuccessorTokens(kGlobalBatch * (kStepsPerEpoch * kNumSteps + 1) + 5, 1, kVocab, 4);
+  static const std::vector<int64_t> valid_tokens = SuccessorTokens(200, 2, kVocab, 4);
+  TrainedModel run;
   torch::manual_seed(seed);
-  run.model = model::LanguageModel(c);
+  run.model = model::LanguageModel(TwoLayerLmConfig(kVocab, model::CellType::kLstm, 12, 12, 0.3));
   if (absl::Status s = common::MoveModule(*run.model, TestDevice()); !s.ok()) {
     run.result = s;
     return run;
   }
-  train::LmTaskConfig task;
-  task.batch_size = kGlobalBatch;
-  task.num_steps = kNumSteps;
-  task.eval_batch_size = 4;
-  task.seed = 7;
-  auto built = train::LmTrainTask::Create(run.model, task,
-                                          {&train_tokens, comm.is_root() ? &valid_tokens : nullptr, nullptr},
-                                          train::Shard{comm.rank(), comm.world_size(), 1}, {{"task", "device_mpi"}});
-  if (!built.ok()) {
-    run.result = built.status();
-    return run;
-  }
-  train::TrainerConfig t;
-  t.batch_size = kGlobalBatch;
-  t.max_epochs = 2;
-  t.max_steps = 10;
-  t.lr = {train::LrScheduleKind::kZaremba, 1.0, 0.5, 1};
-  t.clip_norm = 5.0;
-  t.log_every = 1000;
-  t.warmup_steps = 0;
-  t.evaluate_test = false;
+  const train::LmTaskConfig task{.batch_size = kGlobalBatch, .num_steps = kNumSteps, .eval_batch_size = 4, .seed = 7};
+  train::TrainerConfig t = ZarembaTrainerConfig(kGlobalBatch, 2, 10);
   t.check_replicas_every = 5;
   t.bucket_bytes = 4096;  // several buckets in flight at once
-  train::Trainer trainer(comm, **built, t);
-  run.result = trainer.Run();
+  run.result = RunTrainer(comm,
+                          train::LmTrainTask::Create(run.model, task,
+                                                     {&train_tokens, comm.is_root() ? &valid_tokens : nullptr, nullptr},
+                                                     train::Shard{comm.rank(), comm.world_size(), 1},
+                                                     {{"task", "device_mpi"}}),
+                          t);
   return run;
 }
 
 TEST(DeviceMpiTraining, NRanksMatchOneProcess) {
   comm::Communicator& comm = DeviceComm();
-  TrainedLm distributed = Train(comm, 100 + comm.rank());
+  TrainedModel distributed = Train(comm, 100 + comm.rank());
   auto agree = comm::ReplicasAgree(comm, distributed.model->parameters());
   comm::LocalCommunicator local;
-  TrainedLm reference = Train(local, 100);
+  TrainedModel reference = Train(local, 100);
 
   ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
   ASSERT_TRUE(reference.result.ok()) << reference.result.status();

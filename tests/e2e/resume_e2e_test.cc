@@ -11,22 +11,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/corpus.h"
 #include "support/temp_dir.h"
 
 namespace distrnn {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string Corpus(int lines, int offset) {
-  static const char* kWords[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "<unk>", "N", "big", "red"};
-  std::string text;
-  for (int i = 0; i < lines; ++i) {
-    for (int j = 0; j < 7; ++j) text += std::string(" ") + kWords[(i * 5 + j * 7 + offset + i / 3) % 12];
-    text += " \n";
-  }
-  return text;
-}
 
 // global step -> loss, and the last valid loss, from <run>/metrics.jsonl.
 struct Metrics {
@@ -50,9 +41,7 @@ Metrics ReadMetrics(const std::string& path) {
 class ResumeE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_.WriteFile("data/ptb/ptb.train.txt", Corpus(300, 0));
-    dir_.WriteFile("data/ptb/ptb.valid.txt", Corpus(40, 1));
-    dir_.WriteFile("data/ptb/ptb.test.txt", Corpus(40, 2));
+    testing::WritePtbCorpus(dir_, testing::TinyLmCorpus, 300, 40);
   }
   // `ranks` == 1: one process without MPI; otherwise mpiexec -n ranks.
   std::string Train(int ranks, const std::string& run, const std::string& extra) const {

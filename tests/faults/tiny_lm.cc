@@ -8,19 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "faults/job.h"
+#include "support/corpus.h"
 
 namespace distrnn::testing {
 namespace {
-
-std::string Corpus(int lines, int offset) {
-  static const char* kWords[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "<unk>", "N", "big", "red"};
-  std::string text;
-  for (int i = 0; i < lines; ++i) {
-    for (int j = 0; j < 7; ++j) text += std::string(" ") + kWords[(i * 5 + j * 7 + offset + i / 3) % 12];
-    text += " \n";
-  }
-  return text;
-}
 
 std::string Mpiexec() {
   const char* env = std::getenv("DISTRNN_MPIEXEC");
@@ -30,9 +21,7 @@ std::string Mpiexec() {
 }  // namespace
 
 TinyLm::TinyLm(const TempDir& dir) : dir_(dir) {
-  dir_.WriteFile("data/ptb/ptb.train.txt", Corpus(300, 0));
-  dir_.WriteFile("data/ptb/ptb.valid.txt", Corpus(40, 1));
-  dir_.WriteFile("data/ptb/ptb.test.txt", Corpus(40, 2));
+  WritePtbCorpus(dir_, TinyLmCorpus, 300, 40);
 }
 
 std::string TinyLm::Flags(const std::string& run_dir) const {

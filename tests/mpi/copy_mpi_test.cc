@@ -15,6 +15,7 @@
 #include "model/language_model.h"
 #include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
+#include "support/train_fixtures.h"
 #include "train/copy_train_task.h"
 #include "train/trainer.h"
 
@@ -25,15 +26,7 @@ constexpr int64_t kGlobalBatch = 12;  // 6 / 4 per rank on 2 / 3 ranks
 constexpr int64_t kSteps = 24;        // 3 epochs of 8
 
 model::LanguageModelConfig CopyModelConfig(model::CellType cell, double dropout) {
-  model::LanguageModelConfig c;
-  c.vocab_size = data::kCopyVocabSize;
-  c.embedding_size = 10;
-  c.stack.cell = cell;
-  c.stack.input_size = 10;
-  c.stack.hidden_size = 12;
-  c.stack.num_layers = 2;
-  c.stack.dropout = dropout;
-  c.dropout = dropout;
+  model::LanguageModelConfig c = testing::TwoLayerLmConfig(data::kCopyVocabSize, cell, 10, 12, dropout);
   c.init_scale = 0.3;
   return c;
 }
@@ -66,11 +59,7 @@ TrainerConfig CopyTrainerConfig() {
   return c;
 }
 
-struct CopyRun {
-  model::LanguageModel model{nullptr};
-  absl::StatusOr<TrainResult> result = absl::UnknownError("not run");
-  std::vector<at::Tensor> parameters() const { return model->parameters(); }
-};
+using CopyRun = testing::TrainedModel;
 
 // Collective on `comm`.
 CopyRun TrainCopy(comm::Communicator& comm, uint64_t init_seed, model::CellType cell, double dropout,
@@ -78,15 +67,11 @@ CopyRun TrainCopy(comm::Communicator& comm, uint64_t init_seed, model::CellType 
   CopyRun run;
   torch::manual_seed(init_seed);
   run.model = model::LanguageModel(CopyModelConfig(cell, dropout));
-  auto task = CopyTrainTask::Create(run.model, TaskConfig(),
-                                    Shard{comm.rank(), comm.world_size(), config.micro_batches},
-                                    {{"task", "test_copy"}});
-  if (!task.ok()) {
-    run.result = task.status();
-    return run;
-  }
-  Trainer trainer(comm, **task, config);
-  run.result = trainer.Run();
+  run.result = testing::RunTrainer(comm,
+                                   CopyTrainTask::Create(run.model, TaskConfig(),
+                                                         Shard{comm.rank(), comm.world_size(), config.micro_batches},
+                                                         {{"task", "test_copy"}}),
+                                   config);
   return run;
 }
 
@@ -104,12 +89,8 @@ void ExpectMatchesOneProcess(model::CellType cell, double dropout) {
   comm::LocalCommunicator local;
   CopyRun reference = TrainCopy(local, 200, cell, dropout, config);
 
-  ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
-  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
-  ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree) << "replicas differ";
-  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
-  EXPECT_TRUE(*same_valid) << "rank 0's evaluation did not reach every rank";
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectTrainedAndAgreed(distributed.result.status(), reference.result.status(),
+                                                          agree, same_valid));
 
   testing::ExpectSameSteps(distributed.result->step_losses, reference.result->step_losses, kSteps, "loss");
   testing::ExpectSameSteps(distributed.result->step_grad_norms, reference.result->step_grad_norms, kSteps,

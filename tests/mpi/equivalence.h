@@ -57,6 +57,18 @@ inline void ExpectSameFigures(const train::Evaluation& got, const train::Evaluat
   }
 }
 
+// The data-parallel run and its one-process reference trained, the replicas agree and rank
+// 0's evaluation reached every rank; a failure is fatal (call in ASSERT_NO_FATAL_FAILURE).
+inline void ExpectTrainedAndAgreed(const absl::Status& distributed, const absl::Status& reference,
+                                   const absl::StatusOr<bool>& agree, const absl::StatusOr<bool>& same_valid) {
+  ASSERT_TRUE(distributed.ok()) << distributed;
+  ASSERT_TRUE(reference.ok()) << reference;
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ";
+  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
+  EXPECT_TRUE(*same_valid) << "rank 0's evaluation did not reach every rank";
+}
+
 // Collective: whether `value` is bitwise the same on every rank (one all-gather).
 inline absl::StatusOr<bool> SameOnEveryRank(comm::Communicator& comm, double value) {
   auto all = comm.AllGather(value);

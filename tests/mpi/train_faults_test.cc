@@ -7,22 +7,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/corpus.h"
 #include "support/temp_dir.h"
 
 namespace distrnn {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string Corpus(int lines, int offset) {
-  static const char* kWords[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "<unk>", "N"};
-  std::string text;
-  for (int i = 0; i < lines; ++i) {
-    for (int j = 0; j < 6; ++j) text += std::string(" ") + kWords[(i * 3 + j * 7 + offset) % 10];
-    text += " \n";
-  }
-  return text;
-}
 
 struct Job {
   int exit_code = 0;
@@ -33,9 +24,7 @@ struct Job {
 class TrainFaultsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_.WriteFile("data/ptb/ptb.train.txt", Corpus(400, 0));
-    dir_.WriteFile("data/ptb/ptb.valid.txt", Corpus(40, 1));
-    dir_.WriteFile("data/ptb/ptb.test.txt", Corpus(40, 2));
+    testing::WritePtbCorpus(dir_, testing::SmallWordCorpus, 400, 40);
   }
   std::string Train(const std::string& data_dir, const std::string& extra) const {
     return testing::DistrnnBinary() + " train --comm=mpi --data_dir=" + data_dir + " --run_dir=" +

@@ -25,6 +25,7 @@
 #include "model/language_model.h"
 #include "mpi/equivalence.h"
 #include "mpi/mpi_test_env.h"
+#include "support/train_fixtures.h"
 #include "train/lm_train_task.h"
 #include "train/trainer.h"
 
@@ -37,69 +38,36 @@ constexpr int64_t kNumSteps = 5;
 constexpr int64_t kStepsPerEpoch = 8;
 constexpr uint64_t kDropoutSeed = 7;
 
-std::vector<int64_t> PseudoRandomTokens(int64_t n, uint64_t seed) {
-  std::vector<int64_t> tokens(n);
-  uint64_t x = seed;
-  for (auto& t : tokens) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    // A learnable stream: mostly the successor of a small cycle, sometimes random.
-    t = ((x >> 33) % 4 == 0) ? static_cast<int64_t>((x >> 40) % kVocab) : -1;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    if (tokens[i] < 0) tokens[i] = i == 0 ? 0 : (tokens[i - 1] + 1) % kVocab;
-  }
-  return tokens;
-}
-
+// A learnable stream: mostly the successor of a small cycle, one token in 4 random.
 // G columns of kStepsPerEpoch * T + 1 tokens (plus a dropped tail): kStepsPerEpoch windows.
 const std::vector<int64_t>& TrainTokens() {
   static const std::vector<int64_t> tokens =
-      PseudoRandomTokens(kGlobalBatch * (kStepsPerEpoch * kNumSteps + 1) + 7, 1);
+      testing::SuccessorTokens(kGlobalBatch * (kStepsPerEpoch * kNumSteps + 1) + 7, 1, kVocab, 4);
   return tokens;
 }
 const std::vector<int64_t>& ValidTokens() {
-  static const std::vector<int64_t> tokens = PseudoRandomTokens(240, 2);
+  static const std::vector<int64_t> tokens = testing::SuccessorTokens(240, 2, kVocab, 4);
   return tokens;
 }
 
 // 2-layer LSTM; dropout on the embedding, between the layers and on the output.
 model::LanguageModelConfig ModelConfig(double dropout) {
-  model::LanguageModelConfig c;
-  c.vocab_size = kVocab;
-  c.embedding_size = 12;
-  c.stack.cell = model::CellType::kLstm;
-  c.stack.input_size = 12;
-  c.stack.hidden_size = 12;
-  c.stack.num_layers = 2;
-  c.stack.dropout = dropout;
-  c.dropout = dropout;
+  model::LanguageModelConfig c = testing::TwoLayerLmConfig(kVocab, model::CellType::kLstm, 12, 12, dropout);
   c.init_scale = 0.1;
   return c;
 }
 
 // 20 steps: epochs 1 and 2 (lr 1, then 0.5: the schedule crosses epoch ends) and 4 steps of 3.
 TrainerConfig BaseConfig() {
-  TrainerConfig c;
-  c.batch_size = kGlobalBatch;
+  TrainerConfig c = testing::ZarembaTrainerConfig(kGlobalBatch, 3, 20);
   c.micro_batches = 1;
-  c.max_epochs = 3;
-  c.max_steps = 20;
   c.optimizer = OptimizerKind::kSgd;
-  c.lr = {LrScheduleKind::kZaremba, 1.0, 0.5, 1};
-  c.clip_norm = 5.0;
-  c.log_every = 1000;
-  c.warmup_steps = 0;
-  c.evaluate_test = false;
   c.check_replicas_every = 5;
   c.bucket_bytes = 4096;  // several buckets
   return c;
 }
 
-struct LmRun {
-  model::LanguageModel model{nullptr};
-  absl::StatusOr<TrainResult> result = absl::UnknownError("not run");
-  std::vector<at::Tensor> parameters() const { return model->parameters(); }
-};
+using LmRun = testing::TrainedModel;
 
 // Collective on `comm`: builds the model from `init_seed` and this rank's task (valid
 // data on rank 0 only), then trains.
@@ -114,15 +82,11 @@ LmRun TrainLm(comm::Communicator& comm, uint64_t init_seed, double dropout, cons
   task_config.eval_batch_size = 4;
   task_config.seed = dropout_seed;
   const LmSplits splits{&TrainTokens(), comm.is_root() ? &ValidTokens() : nullptr, nullptr};
-  auto task = LmTrainTask::Create(run.model, task_config, splits,
-                                  Shard{comm.rank(), comm.world_size(), config.micro_batches},
-                                  {{"task", "test_lm"}, {"dropout", dropout}});
-  if (!task.ok()) {
-    run.result = task.status();
-    return run;
-  }
-  Trainer trainer(comm, **task, config);
-  run.result = trainer.Run();
+  run.result = testing::RunTrainer(comm,
+                                   LmTrainTask::Create(run.model, task_config, splits,
+                                                       Shard{comm.rank(), comm.world_size(), config.micro_batches},
+                                                       {{"task", "test_lm"}, {"dropout", dropout}}),
+                                   config);
   return run;
 }
 
@@ -141,12 +105,8 @@ void ExpectMatchesOneProcess(double dropout) {
   comm::LocalCommunicator local;
   LmRun reference = TrainLm(local, 100, dropout, config);
 
-  ASSERT_TRUE(distributed.result.ok()) << distributed.result.status();
-  ASSERT_TRUE(reference.result.ok()) << reference.result.status();
-  ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree) << "replicas differ";
-  ASSERT_TRUE(same_valid.ok()) << same_valid.status();
-  EXPECT_TRUE(*same_valid) << "rank 0's evaluation did not reach every rank";
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectTrainedAndAgreed(distributed.result.status(), reference.result.status(),
+                                                          agree, same_valid));
 
   EXPECT_EQ(distributed.result->steps, 20);
   testing::ExpectSameSteps(distributed.result->step_losses, reference.result->step_losses, 20, "loss");
