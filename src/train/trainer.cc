@@ -95,6 +95,9 @@ namespace {
 // steps (non-finite, --on_nonfinite=skip) count in `steps` and `skipped` only.
 struct Meter {
   double loss_sum = 0.0, units = 0.0, correct = 0.0, ms = 0.0, grad_norm = 0.0;
+  // Host time spent in the gradient all-reduce after backward: on CPU the communication
+  // that backward did not hide; on NCCL only the enqueueing (the host does not wait).
+  double allreduce_ms = 0.0;
   int64_t steps = 0, skipped = 0;
 };
 
@@ -347,7 +350,9 @@ absl::Status Trainer::State::Step(Meter& interval) {
       units += static_cast<double>(loss.units);
       correct += static_cast<double>(std::max<int64_t>(loss.correct, 0));
     }
+    const common::Stopwatch allreduce_clock;
     RETURN_IF_ERROR(reducer->AllReduceGradients());
+    interval.allreduce_ms += allreduce_clock.ElapsedMs();
     result.buckets_overlapped += static_cast<int64_t>(reducer->buckets_started_in_backward());
     // Every rank clips the same averaged gradients, so replicas take the same step.
     const double grad_norm = ClipGradients(params, config.clip_value, config.clip_norm);
@@ -481,6 +486,7 @@ void Trainer::State::LogProgress(int64_t steps_in_epoch, const Meter& m) {
   if (report.perplexity) record["ppl"] = std::exp(loss);
   if (accuracy) record["accuracy"] = m.correct / m.units;
   if (config.on_nonfinite == NonFinitePolicy::kSkip) record["skipped_steps"] = progress.skipped_steps;
+  if (comm.world_size() > 1) record["allreduce_ms_per_step"] = m.allreduce_ms / static_cast<double>(m.steps);
   metrics.Write(record);
 }
 

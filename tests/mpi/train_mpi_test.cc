@@ -310,6 +310,17 @@ TEST(LmResumeMpi, ContinuesOnTheSameWorldSize) {
   ExpectContinues(second, "W -> W ranks");
   ASSERT_TRUE(agree.ok()) << agree.status();
   EXPECT_TRUE(*agree) << "replicas differ after the resume";
+  // Rank 0's progress records carry the host time of the gradient all-reduce.
+  if (world.rank() == 0) {
+    const auto progress = testing::ReadMetrics(dir.path(), "progress");
+    EXPECT_FALSE(progress.empty());
+    for (const auto& record : progress) {
+      ASSERT_TRUE(record.contains("allreduce_ms_per_step")) << record.dump();
+      const double ms = record["allreduce_ms_per_step"].get<double>();
+      EXPECT_GT(ms, 0.0) << record.dump();
+      EXPECT_LT(ms, record["ms_per_step"].get<double>()) << record.dump();
+    }
+  }
 }
 
 TEST(LmResumeMpi, ContinuesOnMoreRanksThanItStartedOn) {

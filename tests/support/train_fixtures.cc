@@ -1,5 +1,6 @@
 #include "support/train_fixtures.h"
 
+#include <fstream>
 #include <utility>
 
 namespace distrnn::testing {
@@ -48,6 +49,18 @@ absl::StatusOr<train::TrainResult> RunTrainer(comm::Communicator& comm,
   if (!task.ok()) return task.status();
   train::Trainer trainer(comm, **task, config);
   return trainer.Run();
+}
+
+std::vector<nlohmann::json> ReadMetrics(const std::string& run_dir, const std::string& type) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::vector<nlohmann::json> records;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    nlohmann::json record = nlohmann::json::parse(line);
+    if (type.empty() || record.value("type", "") == type) records.push_back(std::move(record));
+  }
+  return records;
 }
 
 }  // namespace distrnn::testing

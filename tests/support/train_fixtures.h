@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,5 +42,8 @@ struct TrainedModel {
 absl::StatusOr<train::TrainResult> RunTrainer(comm::Communicator& comm,
                                               absl::StatusOr<std::unique_ptr<train::TrainTask>> task,
                                               const train::TrainerConfig& config);
+
+// The records of a run dir's metrics.jsonl, all or those of one "type".
+std::vector<nlohmann::json> ReadMetrics(const std::string& run_dir, const std::string& type = "");
 
 }  // namespace distrnn::testing

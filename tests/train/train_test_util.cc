@@ -163,16 +163,5 @@ std::vector<std::string> StepFiles(const std::string& dir) {
   return names;
 }
 
-std::vector<nlohmann::json> ReadMetrics(const std::string& run_dir, const std::string& type) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::vector<nlohmann::json> records;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    nlohmann::json record = nlohmann::json::parse(line);
-    if (type.empty() || record.value("type", "") == type) records.push_back(std::move(record));
-  }
-  return records;
-}
 
 }  // namespace distrnn::train::fixtures

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "data/classification_batcher.h"
 #include "model/model_config.h"
+#include "support/train_fixtures.h"
 #include "train/trainer.h"
 
 namespace torch::nn {
@@ -65,6 +66,6 @@ std::map<std::string, std::string> SnapshotDir(const std::string& dir);
 // The step checkpoint file names present in `dir`, sorted.
 std::vector<std::string> StepFiles(const std::string& dir);
 // <run_dir>/metrics.jsonl, one object per line; only records of `type` when not empty.
-std::vector<nlohmann::json> ReadMetrics(const std::string& run_dir, const std::string& type = "");
+using testing::ReadMetrics;  // tests/support/train_fixtures.h
 
 }  // namespace distrnn::train::fixtures

@@ -330,6 +330,10 @@ TEST(TrainerCheckpointTest, HoldsTheTrainingStateAndKeepsTheNewest) {
     EXPECT_FALSE(fixtures::ReadMetrics(config.run_dir, type).empty()) << type;
   }
   EXPECT_EQ(fixtures::ReadMetrics(config.run_dir, "valid").size(), 2u);
+  // One process: no all-reduce, so no all-reduce time in the progress records.
+  for (const auto& record : fixtures::ReadMetrics(config.run_dir, "progress")) {
+    EXPECT_FALSE(record.contains("allreduce_ms_per_step")) << record.dump();
+  }
 }
 
 // --test_each_epoch: the test figures of each whole epoch beside its valid figures, those
