@@ -59,7 +59,7 @@ def step(h, p, bucket_bytes):
     total_backward = sum(f for _, _, f in params) * tokens
     # Cut the gradients into buckets of bucket_bytes in ready order; each bucket is ready when
     # its last byte is (time proportional to the backward FLOPs done by then).
-    done, clock, network_free, filled = 0.0, 0.0, 0.0, 0
+    clock, network_free, filled = 0.0, 0.0, 0
     for _, count, flops in params:
         remaining = count * 4
         per_byte_s = flops * tokens / total_backward * backward_s / remaining

@@ -100,7 +100,7 @@ def flops(out, sgemm_json, *runs):
     for spec in runs:
         layout, path = spec.split(":", 1)
         processes, threads = map(int, layout.split("x"))
-        tok, ms = steady(records(path, "progress"))
+        tok, _ = steady(records(path, "progress"))
         cores = processes * threads
         # The cores' peak: the all-cores sgemm of one process, else one thread's times the cores.
         peak = peaks.get(str(cores)) or peaks["1"] * cores
