@@ -64,15 +64,62 @@ void GradientReducer::Plan() {
     bucket_used_bytes[it->second] += bytes;
   }
   // Buckets were created in order of their first parameter in the reverse order, which
-  // is the order they are reduced in. Allocate and touch each buffer once.
+  // is the order they are reduced in. Allocate and touch each buffer once; the
+  // gradients become views into it (Note [gradients as bucket views]).
   for (Bucket& bucket : buckets_) {
     const at::Tensor& first = params_[bucket.slots.front().param_index];
     const int64_t numel = bucket.slots.back().offset + bucket.slots.back().numel;
     bucket.buffer = at::zeros({numel}, first.options().requires_grad(false));
     std::vector<size_t> indices;
-    for (const Slot& slot : bucket.slots) indices.push_back(slot.param_index);
+    for (Slot& slot : bucket.slots) {
+      const at::Tensor& param = params_[slot.param_index];
+      slot.view = bucket.buffer.narrow(0, slot.offset, slot.numel).view(param.sizes());
+      Bind(slot);
+      indices.push_back(slot.param_index);
+    }
     bucket_param_indices_.push_back(std::move(indices));
   }
+}
+
+bool GradientReducer::IsBound(const Slot& slot) const {
+  const at::Tensor& grad = params_[slot.param_index].grad();
+  return grad.defined() && grad.data_ptr() == slot.view.data_ptr() && grad.sizes() == slot.view.sizes() &&
+         grad.strides() == slot.view.strides();
+}
+
+void GradientReducer::Bind(const Slot& slot) {
+  if (IsBound(slot)) return;
+  at::Tensor& param = params_[slot.param_index];
+  if (param.grad().defined()) {
+    slot.view.copy_(param.grad());
+  } else {
+    slot.view.zero_();
+  }
+  param.mutable_grad() = slot.view;
+}
+
+void GradientReducer::ZeroGradients() {
+  for (Bucket& bucket : buckets_) {
+    bucket.buffer.zero_();
+    for (const Slot& slot : bucket.slots) {
+      if (!IsBound(slot)) params_[slot.param_index].mutable_grad() = slot.view;
+    }
+  }
+}
+
+std::vector<at::Tensor> GradientReducer::FlatGradients() const {
+  std::vector<at::Tensor> flat;
+  for (const Bucket& bucket : buckets_) {
+    for (const Slot& slot : bucket.slots) {
+      if (IsBound(slot)) continue;
+      for (const at::Tensor& p : params_) {
+        if (p.grad().defined()) flat.push_back(p.grad());
+      }
+      return flat;
+    }
+    flat.push_back(bucket.buffer);
+  }
+  return flat;
 }
 
 std::vector<int64_t> GradientReducer::bucket_sizes_bytes() const {
@@ -112,19 +159,9 @@ void GradientReducer::ArmForBackward() {
   start_error_ = absl::OkStatus();
 }
 
-void GradientReducer::FillSlot(size_t b, const Slot& slot) {
-  at::Tensor view = buckets_[b].buffer.narrow(0, slot.offset, slot.numel);
-  const at::Tensor& grad = params_[slot.param_index].grad();
-  if (grad.defined()) {
-    // One pass: view = grad / world (the multiply writes straight into the bucket).
-    at::mul_out(view, grad.reshape({-1}), at::scalar_tensor(1.0 / comm_.world_size(), view.options()));
-  } else {
-    view.zero_();
-  }
-}
-
 absl::Status GradientReducer::StartBucket(size_t b) {
   Bucket& bucket = buckets_[b];
+  bucket.buffer.mul_(1.0 / comm_.world_size());  // sum of gradient / world = the average
   // Note [host buckets]: without overlap the blocking all-reduce is faster on CPU.
   const bool blocking = bucket.buffer.is_cpu() && !async_host_buckets_ && !armed_;
   absl::StatusOr<std::unique_ptr<Work>> work =
@@ -143,13 +180,14 @@ void GradientReducer::OnGradientReady(size_t index) {
   const auto [b, s] = slot_of_param_[index];
   // Runs inside autograd: an exception here would end backward; keep it as a status.
   start_error_ = common::GuardTorch("GradientReducer: copying a gradient into its bucket", [&] {
-    FillSlot(b, buckets_[b].slots[s]);
+    Bind(buckets_[b].slots[s]);
     return absl::OkStatus();
   });
   slot_filled_[index] = 1;
   --pending_[b];
   while (start_error_.ok() && next_to_start_ < buckets_.size() && pending_[next_to_start_] == 0) {
-    start_error_ = StartBucket(next_to_start_++);
+    start_error_ = common::GuardTorch("GradientReducer: starting a bucket", [&] { return StartBucket(next_to_start_); });
+    ++next_to_start_;
     ++started_in_backward_;
   }
   for (auto& work : works_) work->IsCompleted();  // progress (MPI_Testall)
@@ -157,9 +195,8 @@ void GradientReducer::OnGradientReady(size_t index) {
 
 absl::Status GradientReducer::AllReduceGradients() {
   if (comm_.world_size() == 1) return absl::OkStatus();
-  // Every bucket is filled and started (asynchronously) before the first is waited
-  // for, so the reduction of one bucket overlaps the copies of the next; on NCCL the
-  // waits are stream waits and the host never blocks here. With overlap, the hooks
+  // Every bucket is started (asynchronously) before the first is waited for; on NCCL
+  // the waits are stream waits and the host never blocks here. With overlap, the hooks
   // have started a prefix of the buckets already.
   if (!armed_) {
     works_.clear();
@@ -168,33 +205,17 @@ absl::Status GradientReducer::AllReduceGradients() {
   }
   absl::Status started = start_error_;
   for (size_t b = next_to_start_; started.ok() && b < buckets_.size(); ++b) {
-    started = common::GuardTorch("GradientReducer: copying gradients into a bucket", [&] {
-      for (const Slot& slot : buckets_[b].slots) {
-        if (!armed_ || !slot_filled_[slot.param_index]) FillSlot(b, slot);
-      }
-      return absl::OkStatus();
+    started = common::GuardTorch("GradientReducer: starting a bucket", [&] {
+      for (const Slot& slot : buckets_[b].slots) Bind(slot);
+      return StartBucket(b);
     });
-    if (started.ok()) started = StartBucket(b);
   }
   armed_ = false;
   // Whatever was started is waited for, also after an error: its buffer is in use.
   absl::Status status = started;
-  for (size_t b = 0; b < works_.size(); ++b) {
-    absl::Status waited = works_[b]->Wait();
+  for (auto& work : works_) {
+    absl::Status waited = work->Wait();
     if (status.ok()) status = waited;
-    if (!status.ok()) continue;
-    status = common::GuardTorch("GradientReducer: copying a bucket back into gradients", [&] {
-      for (const Slot& slot : buckets_[b].slots) {
-        at::Tensor& param = params_[slot.param_index];
-        at::Tensor view = buckets_[b].buffer.narrow(0, slot.offset, slot.numel).view(param.sizes());
-        if (param.grad().defined()) {
-          param.mutable_grad().copy_(view);
-        } else {
-          param.mutable_grad() = view.clone();
-        }
-      }
-      return absl::OkStatus();
-    });
   }
   works_.clear();
   return status;

@@ -21,13 +21,22 @@
 //
 // Each bucket owns one flat buffer, allocated (and its pages touched) once at
 // construction on its parameters' device: fresh pages cost ~11 us each on these VMs,
-// so nothing is allocated per step. AllReduceGradients() copies each gradient into its
-// bucket and divides by the world size (as c10d does: averages stay in range in low
-// precision), starts the bucket's all-reduce (sum) through the communicator's
-// asynchronous interface, and once every bucket is started waits for each in order
-// and copies the result back into the gradients. On NCCL the copies, the collectives
-// and the copies back are ordered by CUDA events and the host does not wait
-// (nccl_communicator.h, Note [NCCL streams]).
+// so nothing is allocated per step.
+//
+// Note [gradients as bucket views] (c10d's gradient_as_bucket_view): at construction
+// every parameter's gradient becomes a view into its slot of its bucket (a gradient
+// already set is copied in first), so backward accumulates straight into the buckets
+// and nothing is copied in or out. AllReduceGradients() divides each bucket by the
+// world size (as c10d does: averages stay in range in low precision), starts its
+// all-reduce (sum) through the communicator's asynchronous interface, and once every
+// bucket is started waits for each in order; the gradients then hold the average. A
+// gradient that is no longer its view (someone set it to a new tensor or to none) is
+// copied back into its slot (zeros if undefined) and the view put back, so replacing a
+// gradient costs a copy, never a wrong result. ZeroGradients() zeroes whole buckets, and
+// FlatGradients() hands the buckets to clipping: a global norm over a few flat buffers
+// instead of one kernel per parameter. On NCCL the scaling, the collectives and what
+// follows are ordered by CUDA events and the host does not wait (nccl_communicator.h,
+// Note [NCCL streams]).
 //
 // Note [host buckets]: CPU buckets use the blocking all-reduce unless
 // async_host_buckets. Open MPI 4.1's MPI_Iallreduce (libnbc) measured 1.3-1.7x slower
@@ -38,21 +47,21 @@
 // Undefined gradients (a parameter unused on this rank's batch) count as zeros. After
 // the reduction every parameter's gradient is defined on every rank, holding the
 // average (zeros if no rank used it), so replicas take the same optimizer step.
-// With world size 1 AllReduceGradients() does nothing and the plan is still built.
+// With world size 1 AllReduceGradients() does nothing; the plan and views still exist.
 //
 // Note [overlap with backward]: EnableOverlap() registers a post-hook on each
 // parameter's gradient accumulator (kept alive here, as c10d's reducer does: a leaf
 // holds only a weak reference to it). Armed by ArmForBackward() before the backward
 // pass of a step's last micro-batch, a hook copies its parameter's (now complete)
-// gradient into the bucket, scaled by 1/world, and counts down the bucket's pending
-// parameters; a complete bucket is started through the asynchronous interface as soon
+// gradient into the bucket if it is not a view already, and counts down the bucket's
+// pending parameters; a complete bucket is started through the asynchronous interface as soon
 // as every earlier bucket has been started, so the order of collectives is the plan's
 // on every rank whatever order backward produces gradients in. Each hook also polls the
 // started work (IsCompleted(): MPI_Testall), which is what makes Open MPI progress a
 // non-blocking collective while backward computes. AllReduceGradients() then fills the
 // slots of parameters whose hook did not fire (unused in this backward: their current
 // gradient or zeros, as without overlap), starts the remaining buckets, waits for all
-// in order and copies back. The values reduced are those of the non-overlapped path,
+// in order. The values reduced are those of the non-overlapped path,
 // so the result is bit-identical (tested). Not armed, the hooks do nothing.
 #pragma once
 
@@ -91,6 +100,13 @@ class GradientReducer {
   // Averages every parameter's gradient over the ranks (see above).
   absl::Status AllReduceGradients();
 
+  // Note [gradients as bucket views]. Zeroes every gradient (whole buckets; gradients
+  // that were replaced become views again), in place of the optimizer's zero_grad.
+  void ZeroGradients();
+  // The tensors that hold every parameter's gradient, for clipping: the bucket buffers
+  // when every gradient is its view, else each parameter's defined gradient.
+  std::vector<at::Tensor> FlatGradients() const;
+
   // Note [overlap with backward]. EnableOverlap() once (it registers the hooks; a world
   // of one registers none); then ArmForBackward() before each step's last backward.
   void EnableOverlap();
@@ -112,6 +128,7 @@ class GradientReducer {
     size_t param_index;
     int64_t offset;  // elements into the bucket buffer
     int64_t numel;
+    at::Tensor view;  // the slot, shaped like its parameter: the parameter's gradient
   };
   struct Bucket {
     at::Tensor buffer;  // flat, dtype/device of its parameters
@@ -121,8 +138,10 @@ class GradientReducer {
   void Plan();
   // The hook of params_[index] (armed only).
   void OnGradientReady(size_t index);
-  // Fills slot `slot` of bucket `b` with its gradient / world (zeros if undefined).
-  void FillSlot(size_t b, const Slot& slot);
+  // Whether the parameter's gradient is still `slot`'s view.
+  bool IsBound(const Slot& slot) const;
+  // Makes the gradient `slot`'s view again, copying its values in (zeros if undefined).
+  void Bind(const Slot& slot);
   // Starts bucket `b`'s all-reduce and keeps its work.
   absl::Status StartBucket(size_t b);
 

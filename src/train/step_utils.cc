@@ -2,11 +2,9 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -27,9 +25,19 @@ at::Tensor SummedCrossEntropy(const at::Tensor& logits, const at::Tensor& target
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
-double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm) {
-  if (clip_value > 0.0) torch::nn::utils::clip_grad_value_(params, clip_value);
-  return torch::nn::utils::clip_grad_norm_(params, clip_norm > 0.0 ? clip_norm : std::numeric_limits<double>::infinity());
+at::Tensor ClipGradients(const std::vector<at::Tensor>& grads, double clip_value, double clip_norm) {
+  if (grads.empty()) return at::zeros({}, at::kDouble);
+  if (clip_value > 0.0) {
+    for (const at::Tensor& g : grads) g.clamp_(-clip_value, clip_value);
+  }
+  std::vector<at::Tensor> norms;
+  for (const at::Tensor& g : grads) norms.push_back(g.norm(2));
+  at::Tensor total = norms.size() == 1 ? norms.front() : at::stack(norms).norm(2);
+  if (clip_norm > 0.0) {
+    const at::Tensor coef = (clip_norm / (total + 1e-6)).clamp_max(1.0);
+    for (const at::Tensor& g : grads) g.mul_(coef);
+  }
+  return total;
 }
 
 void MaybeInjectFault(int rank, int fault_rank, int64_t fault_step, int64_t next_step) {

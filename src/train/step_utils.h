@@ -10,10 +10,6 @@
 
 namespace distrnn::train {
 
-// Clamps every gradient element to [-clip_value, clip_value] (skipped when 0), then
-// scales all gradients so their global L2 norm is at most clip_norm (skipped when 0).
-// Returns the global norm after value clipping and before norm clipping (what progress
-// lines report). Every rank must call it on the same averaged gradients.
 // Copies `ids` (row-major [rows, cols]) into `tensor`, an int64 [rows, cols] tensor that
 // is reallocated only when the shape changes (steps reuse it: no fresh pages per step).
 void LoadIds(const std::vector<int64_t>& ids, int64_t rows, int64_t cols, at::Tensor& tensor);
@@ -21,7 +17,15 @@ void LoadIds(const std::vector<int64_t>& ids, int64_t rows, int64_t cols, at::Te
 // Cross entropy of logits [..., V] against targets [...], summed over every position.
 at::Tensor SummedCrossEntropy(const at::Tensor& logits, const at::Tensor& targets);
 
-double ClipGradients(const std::vector<at::Tensor>& params, double clip_value, double clip_norm);
+// Clamps every element of `grads` to [-clip_value, clip_value] (skipped when 0), then
+// scales them so their global L2 norm is at most clip_norm (skipped when 0), as
+// torch::nn::utils::clip_grad_norm_ does. `grads` are the tensors holding the
+// gradients: GradientReducer::FlatGradients(), a few flat buckets rather than one
+// tensor per parameter. Returns the global norm after value clipping and before norm
+// clipping (what progress lines report) as a 0-dim tensor on the gradients' device, so
+// that nothing here waits for the device. Every rank must call it on the same
+// averaged gradients.
+at::Tensor ClipGradients(const std::vector<at::Tensor>& grads, double clip_value, double clip_norm);
 
 // Testing aid (--fault_rank/--fault_step): when fault_step > 0, `next_step` ==
 // fault_step and this is rank fault_rank, logs and exits the process abruptly (code 13,

@@ -328,10 +328,11 @@ absl::Status Trainer::State::TrainEpoch() {
 
 absl::Status Trainer::State::Step(Meter& interval) {
   return common::GuardTorch("training step failed", [&]() -> absl::Status {
-    optimizer->zero_grad(/*set_to_none=*/false);  // keep gradient buffers: no fresh pages per step
+    reducer->ZeroGradients();  // whole buckets; the gradients are views into them
     const bool fault_here = config.fault_kind != FaultKind::kExit && config.fault_step > 0 &&
                             comm.rank() == config.fault_rank && progress.global_step + 1 == config.fault_step;
-    double loss_sum = 0.0, units = 0.0, correct = 0.0;
+    at::Tensor step_loss;  // on the device: read once, with the norm, after clipping
+    double units = 0.0, correct = 0.0;
     for (int micro = 0; micro < config.micro_batches; ++micro) {
       // --precision=bf16 autocasts the forward pass on CUDA (common/device.h); not backward.
       std::optional<common::AutocastScope> autocast(std::in_place,
@@ -346,7 +347,8 @@ absl::Status Trainer::State::Step(Meter& interval) {
       // The last micro-batch's backward completes each gradient: its hooks may start buckets.
       if (micro + 1 == config.micro_batches) reducer->ArmForBackward();
       objective.backward();
-      loss_sum += loss.loss_sum.item<double>();
+      const at::Tensor micro_loss = loss.loss_sum.detach().to(at::kDouble);
+      step_loss = micro == 0 ? micro_loss : step_loss + micro_loss;
       units += static_cast<double>(loss.units);
       correct += static_cast<double>(std::max<int64_t>(loss.correct, 0));
     }
@@ -354,8 +356,12 @@ absl::Status Trainer::State::Step(Meter& interval) {
     RETURN_IF_ERROR(reducer->AllReduceGradients());
     interval.allreduce_ms += allreduce_clock.ElapsedMs();
     result.buckets_overlapped += static_cast<int64_t>(reducer->buckets_started_in_backward());
-    // Every rank clips the same averaged gradients, so replicas take the same step.
-    const double grad_norm = ClipGradients(params, config.clip_value, config.clip_norm);
+    // Every rank clips the same averaged gradients, so replicas take the same step. The
+    // step's one host synchronisation: the loss and the norm come back together.
+    const at::Tensor norm = ClipGradients(reducer->FlatGradients(), config.clip_value, config.clip_norm);
+    const at::Tensor figures = at::stack({step_loss, norm.to(at::kDouble)}).cpu();
+    const double loss_sum = figures[0].item<double>();
+    const double grad_norm = figures[1].item<double>();
     // Note [the step's figures].
     const int signo = config.stop_signal ? config.stop_signal() : 0;
     auto r = reduced.accessor<double, 1>();

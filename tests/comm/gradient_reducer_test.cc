@@ -187,7 +187,71 @@ TEST(GradientReducer, WorldOfOneLeavesGradientsAlone) {
   GradientReducer reducer(comm, params, 64);
   ASSERT_TRUE(reducer.AllReduceGradients().ok());
   EXPECT_TRUE(at::equal(params[0].grad(), at::full({3, 4}, 2.0)));
-  EXPECT_FALSE(params[1].grad().defined());
+  EXPECT_TRUE(at::equal(params[1].grad(), at::zeros({5}))) << "an undefined gradient becomes its (zero) view";
+}
+
+// Whether `grad` lies inside one of the reducer's buckets (FlatGradients() when all are bound).
+bool IsViewIntoBuckets(const GradientReducer& reducer, const at::Tensor& grad) {
+  const auto* p = static_cast<const char*>(grad.data_ptr());
+  for (const at::Tensor& flat : reducer.FlatGradients()) {
+    const auto* begin = static_cast<const char*>(flat.data_ptr());
+    if (p >= begin && p + grad.nbytes() <= begin + flat.nbytes()) return true;
+  }
+  return false;
+}
+
+// Note [gradients as bucket views]: gradients set before construction are copied in and
+// become views; backward accumulates into the buckets; the average appears in place.
+TEST(GradientReducer, GradientsAreViewsIntoTheBuckets) {
+  for (int64_t cap : {1, 64, 1 << 20}) {
+    MirrorCommunicator comm(4);
+    std::vector<at::Tensor> params = MakeParams();
+    at::manual_seed(3);
+    for (auto& p : params) p = at::randn(p.sizes()).set_requires_grad(true);
+    params[1].mutable_grad() = at::full({5}, 7.0);
+    GradientReducer reducer(comm, params, cap);
+    ASSERT_EQ(reducer.FlatGradients().size(), reducer.num_buckets()) << "every gradient is bound: the buckets";
+    EXPECT_TRUE(at::equal(params[1].grad(), at::full({5}, 7.0))) << "an existing gradient is kept";
+    std::vector<const void*> where;
+    for (auto& p : params) {
+      ASSERT_TRUE(IsViewIntoBuckets(reducer, p.grad())) << "cap " << cap;
+      where.push_back(p.grad().data_ptr());
+    }
+    reducer.ZeroGradients();
+    at::Tensor loss = at::zeros({});
+    for (auto& p : params) loss = loss + (p * p).sum();
+    loss.backward();
+    ASSERT_TRUE(reducer.AllReduceGradients().ok());
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_EQ(params[i].grad().data_ptr(), where[i]) << "no copy out: the gradient is still its view";
+      // Mirror: every rank holds the same gradient 2p, so the average is 2p.
+      EXPECT_TRUE(at::allclose(params[i].grad(), 2 * params[i].detach(), 1e-6, 1e-6)) << "cap " << cap;
+    }
+  }
+}
+
+// A gradient replaced by a new tensor or by none is copied into its slot (zeros if
+// none) and bound again: the result is right either way.
+TEST(GradientReducer, ReplacedGradientsAreCopiedInAndBoundAgain) {
+  MirrorCommunicator comm(2);
+  std::vector<at::Tensor> params = MakeParams();
+  GradientReducer reducer(comm, params, 64);
+  params[0].mutable_grad() = at::full({3, 4}, 3.0);
+  params[4].mutable_grad() = at::Tensor();
+  params[5].mutable_grad() = at::arange(30, at::kFloat).reshape({6, 5}).t();  // non-contiguous
+  EXPECT_EQ(reducer.FlatGradients().size(), 5u) << "not all bound: the five defined gradients";
+  ASSERT_TRUE(reducer.AllReduceGradients().ok());
+  EXPECT_TRUE(at::equal(params[0].grad(), at::full({3, 4}, 3.0)));
+  EXPECT_TRUE(at::equal(params[4].grad(), at::zeros({100})));
+  EXPECT_TRUE(at::equal(params[5].grad(), at::arange(30, at::kFloat).reshape({6, 5}).t()));
+  for (auto& p : params) EXPECT_TRUE(IsViewIntoBuckets(reducer, p.grad()));
+  EXPECT_EQ(reducer.FlatGradients().size(), reducer.num_buckets());
+  params[2].mutable_grad() = at::ones({2, 2, 2});
+  reducer.ZeroGradients();
+  for (auto& p : params) {
+    EXPECT_TRUE(IsViewIntoBuckets(reducer, p.grad()));
+    EXPECT_EQ(p.grad().abs().sum().item<float>(), 0.0f);
+  }
 }
 
 // Both host paths (Note [host buckets]): blocking all-reduces (the default), and the
