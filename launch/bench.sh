@@ -12,7 +12,7 @@
 #                                              (they must agree, or the comparison is void)
 #   launch/bench.sh flops [STEPS]              achieved training FLOP/s of PTB small (15.84
 #                                              MFLOP per token) against the sgemm peak of
-#                                              the same cores measured in the same run
+#                                              the same cores measured just before each run
 #   launch/bench.sh scaling [STEPS]            PTB small, 1, 2 and 3 ranks (3 oversubscribed
 #                                              on 2 cores: marked), global batch 24 on any
 #                                              number of ranks (strong) and 20 per rank (weak)
@@ -81,11 +81,14 @@ compare() {
 flops() {
   local steps="${1:-200}" runs=()
   say "flops: sgemm peak of 1 and 2 threads, then PTB small training, $steps steps"
-  "$PYTHON" bench/sgemm_peak.py > "$WORK/sgemm.json"
+  # The peak drifts with this VM's speed: measured again just before each training run.
+  "$PYTHON" bench/sgemm_peak.py > "$WORK/sgemm_1x2.json"
   train flops_1x2 "$BIN" train --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads=2
+  "$PYTHON" bench/sgemm_peak.py > "$WORK/sgemm_2x1.json"
   train flops_2x1 mpirun --oversubscribe --bind-to none -np 2 -x OMP_WAIT_POLICY "$BIN" train \
     --flagfile=configs/ptb_small.flags --max_steps="$steps" --threads=1
-  summarise flops "$OUT" "$WORK/sgemm.json" "1x2:$WORK/flops_1x2/metrics.jsonl" "2x1:$WORK/flops_2x1/metrics.jsonl"
+  summarise flops "$OUT" "1x2:$WORK/flops_1x2/metrics.jsonl:$WORK/sgemm_1x2.json" \
+    "2x1:$WORK/flops_2x1/metrics.jsonl:$WORK/sgemm_2x1.json"
 }
 
 scaling() {

@@ -70,6 +70,16 @@ with tempfile.TemporaryDirectory() as tmp:
                                   capture_output=True, text=True)
             check(done.returncode == verdict, f"loss {loss:.4f}: exit {done.returncode}, wanted {verdict}")
         check("DIFFER" in done.stdout, "the void comparison says so")
+        # Every pair counts, not only the first: a second pair 5% off voids the layout too.
+        good, bad = os.path.join(tmp, "good.jsonl"), os.path.join(tmp, "bad.jsonl")
+        for path, loss in ((good, a["last20_loss"]), (bad, a["last20_loss"] * 1.05)):
+            with open(path, "w") as f:
+                for step in (10, 20, 30, 40):
+                    f.write(json.dumps({"type": "progress", "step": step, "units_per_s": 1000.0,
+                                        "ms_per_step": 400.0, "loss": loss}) + "\n")
+        done = subprocess.run([sys.executable, SUMMARISE, "compare", out, f"1x1:{good},{bad}:{ref_json},{ref_json}"],
+                              capture_output=True, text=True)
+        check(done.returncode == 1 and "DIFFER" in done.stdout, f"a disagreeing second pair voids: exit {done.returncode}")
 
     odd = reference(TORCHRUN, "--standalone", "--nproc_per_node=2", data=data, extra=("--batch_size", "7"))
     check(odd.returncode != 0 and "not divisible" in odd.stdout + odd.stderr, "a global batch of 7 on 2 ranks is refused")
