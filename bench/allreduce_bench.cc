@@ -5,8 +5,13 @@
 //   mpirun -np 2 build/bench/allreduce_bench [--min_bytes=4096 --max_bytes=67108864 --iters=20]
 //   mpirun -np 8 build/bench/allreduce_bench --device=cuda      # NCCL, one GPU per rank
 //
-// - CPU (MPI): wall-clock time of the blocking calls, and of the asynchronous interface
-//   (AllReduceAsync + Wait, what GradientReducer uses) in the same run, as a ratio.
+// - CPU (MPI): wall-clock time of, in the same run, raw MPI_Allreduce (MPI_IN_PLACE on
+//   the same buffer: the reference), the communicator's blocking AllReduce, the
+//   GradientReducer over one parameter of that size (what training pays: the 1/world
+//   scaling of the bucket and its all-reduce), and the asynchronous interface
+//   (AllReduceAsync + Wait). The methods alternate over --rounds rounds of `iters` calls
+//   each and the median round is kept, so drift of this VM's speed hits all of them alike.
+//   busbw of the communicator and the reducer is reported as a fraction of raw MPI's.
 // - CUDA (NCCL, --device=auto with a visible GPU, or --device=cuda): the GPU of each
 //   rank is cuda:(local rank % visible devices); time between CUDA events recorded on
 //   the compute stream around `iters` all-reduces (each ordered on NCCL's stream and
@@ -17,9 +22,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
+#include <mpi.h>
 #include <nlohmann/json.hpp>
 
 #if DISTRNN_WITH_CUDA
@@ -31,6 +40,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "comm/communicator_factory.h"
+#include "comm/gradient_reducer.h"
 #include "comm/nccl_api.h"
 #include "comm/nccl_communicator.h"
 #include "common/device.h"
@@ -40,6 +50,7 @@ ABSL_FLAG(int64_t, min_bytes, 4096, "Smallest message in bytes.");
 ABSL_FLAG(int64_t, max_bytes, int64_t{64} << 20, "Largest message in bytes.");
 ABSL_FLAG(int32_t, iters, 20, "Timed all-reduces per size.");
 ABSL_FLAG(int32_t, warmup, 5, "Untimed all-reduces per size before timing.");
+ABSL_FLAG(int32_t, rounds, 5, "CPU: rounds alternating the methods; the median round is kept.");
 ABSL_FLAG(std::string, device, "auto", "auto (CUDA + NCCL when a GPU is visible), cpu (MPI) or cuda (NCCL).");
 ABSL_FLAG(std::string, out, "bench/results", "Directory for the JSON result.");
 
@@ -94,8 +105,8 @@ absl::Status Run() {
   if (c->is_root()) {
     std::printf("# backend %s, %d ranks, device %s (%s), %s\n", c->backend(), n, device.str().c_str(),
                 common::DeviceName(device).c_str(), comm::DescribeNccl().c_str());
-    std::printf("%12s %12s %12s %12s %14s\n", "bytes", "time_us", "algbw_GB/s", "busbw_GB/s",
-                device.is_cuda() ? "" : "async/blocking");
+    std::printf("%12s %12s %12s %12s %14s %14s %14s\n", "bytes", "time_us", "algbw_GB/s", "busbw_GB/s",
+                device.is_cuda() ? "" : "raw_MPI_busbw", device.is_cuda() ? "" : "ours/raw", device.is_cuda() ? "" : "reducer/raw");
   }
   for (int64_t bytes = absl::GetFlag(FLAGS_min_bytes); bytes <= absl::GetFlag(FLAGS_max_bytes); bytes *= 4) {
     const int64_t count = bytes / 4;
@@ -112,27 +123,59 @@ absl::Status Run() {
     };
     for (int i = 0; i < warmup; ++i) RETURN_IF_ERROR(blocking());
     RETURN_IF_ERROR(c->Barrier());
-    double us = 0.0, async_us = 0.0;
+    double us = 0.0, async_us = 0.0, raw_us = 0.0, reducer_us = 0.0;
     if (device.is_cuda()) {
 #if DISTRNN_WITH_CUDA
       ASSIGN_OR_RETURN(us, TimeDevice(iters, blocking));
 #endif
     } else {
-      ASSIGN_OR_RETURN(us, TimeHost(iters, blocking));
-      RETURN_IF_ERROR(c->Barrier());
-      ASSIGN_OR_RETURN(async_us, TimeHost(iters, async));
-      ASSIGN_OR_RETURN(async_us, comm::AllReduceScalar(*c, async_us, comm::ReduceOp::kMax));
+      // Raw MPI on the same buffer; a GradientReducer whose one parameter's gradient is
+      // a view into its bucket (the values grow by n each call: timing only).
+      auto raw = [&]() -> absl::Status {
+        const int rc = MPI_Allreduce(MPI_IN_PLACE, t.data_ptr<float>(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,
+                                     MPI_COMM_WORLD);
+        return rc == MPI_SUCCESS ? absl::OkStatus() : absl::InternalError("MPI_Allreduce failed");
+      };
+      at::Tensor param = at::zeros({count});
+      comm::GradientReducer reducer(*c, {param}, /*bucket_bytes=*/bytes);
+      auto reduce = [&] { return reducer.AllReduceGradients(); };
+      std::vector<double> rounds[4];
+      for (int r = 0; r < absl::GetFlag(FLAGS_rounds); ++r) {
+        const std::pair<int, std::function<absl::Status()>> methods[] = {
+            {0, raw}, {1, blocking}, {2, reduce}, {3, async}};
+        for (const auto& [m, run] : methods) {
+          RETURN_IF_ERROR(c->Barrier());
+          ASSIGN_OR_RETURN(double round_us, TimeHost(iters, run));
+          ASSIGN_OR_RETURN(round_us, comm::AllReduceScalar(*c, round_us, comm::ReduceOp::kMax));
+          rounds[m].push_back(round_us);
+        }
+      }
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      raw_us = median(rounds[0]);
+      us = median(rounds[1]);
+      reducer_us = median(rounds[2]);
+      async_us = median(rounds[3]);
     }
     ASSIGN_OR_RETURN(us, comm::AllReduceScalar(*c, us, comm::ReduceOp::kMax));
     const double algbw = static_cast<double>(bytes) / (us * 1e3);
     const double busbw = algbw * 2.0 * (n - 1) / n;
     if (c->is_root()) {
       std::printf("%12lld %12.1f %12.3f %12.3f", static_cast<long long>(bytes), us, algbw, busbw);
-      if (!device.is_cuda()) std::printf(" %14.2f", async_us / us);
+      if (!device.is_cuda()) {
+        std::printf(" %14.3f %14.2f %14.2f", busbw * us / raw_us, raw_us / us, raw_us / reducer_us);
+      }
       std::printf("\n");
     }
     nlohmann::json row = {{"bytes", bytes}, {"time_us", us}, {"algbw_GBps", algbw}, {"busbw_GBps", busbw}};
-    if (!device.is_cuda()) row["async_time_us"] = async_us;
+    if (!device.is_cuda()) {
+      row["async_time_us"] = async_us;
+      row["raw_mpi_time_us"] = raw_us;
+      row["reducer_time_us"] = reducer_us;
+      row["raw_mpi_busbw_GBps"] = busbw * us / raw_us;
+    }
     rows.push_back(row);
   }
   if (c->is_root()) {

@@ -153,9 +153,18 @@ def scaling(out, cores, *runs):
 def allreduce(path, out):
     with open(path) as f:
         data = json.load(f)
+    def ratio(r, key):
+        return f"{r[key] / r['time_us']:.2f}" if key in r else ""
+
+    # busbw ratios = inverse time ratios (same bytes): ours / raw MPI and reducer / raw MPI.
     rows = [[r["bytes"], f"{r['time_us']:.1f}", f"{r['algbw_GBps']:.3f}", f"{r['busbw_GBps']:.3f}",
-             f"{r['async_time_us'] / r['time_us']:.2f}" if "async_time_us" in r else ""] for r in data["rows"]]
-    write(out, "allreduce", data, ["bytes", "time us", "algbw GB/s", "busbw GB/s", "async / blocking time"], rows)
+             f"{r['raw_mpi_busbw_GBps']:.3f}" if "raw_mpi_busbw_GBps" in r else "",
+             f"{r['raw_mpi_time_us'] / r['time_us']:.2f}" if "raw_mpi_time_us" in r else "",
+             f"{r['raw_mpi_time_us'] / r['reducer_time_us']:.2f}" if "reducer_time_us" in r else "",
+             ratio(r, "async_time_us")] for r in data["rows"]]
+    write(out, "allreduce", data, ["bytes", "time us", "algbw GB/s", "busbw GB/s", "raw MPI busbw GB/s",
+                                   "busbw: ours / raw MPI", "busbw: GradientReducer / raw MPI",
+                                   "async / blocking time"], rows)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["bytes"] for r in data["rows"]], [r["busbw_GBps"] for r in data["rows"]], marker="o")
     ax.set_xscale("log", base=2)
