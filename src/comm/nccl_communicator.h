@@ -67,7 +67,7 @@ inline constexpr int kNcclFatalExitCode = 75;
 struct NcclOptions {
   // > 0: a collective (and the non-blocking init) unfinished after this long aborts
   // the job. 0: never (asynchronous NCCL errors still do).
-  double collective_timeout_s = 300.0;
+  double collective_timeout_s = 600.0;  // as --collective_timeout_s
   // How often the watchdog looks (0: from the timeout, between 10 ms and 1 s).
   double poll_interval_s = 0.0;
   // Called from the watchdog after ncclCommAbort with the reason; must end the
