@@ -30,6 +30,14 @@ def reference(*command, data, extra=()):
     return done
 
 
+def write_progress(path, loss):
+    """distrnn's metrics.jsonl as summarise.py reads it: four progress records ending at `loss`."""
+    with open(path, "w") as f:
+        for step in (10, 20, 30, 40):
+            f.write(json.dumps({"type": "progress", "step": step, "units_per_s": 1000.0,
+                                "ms_per_step": 400.0, "loss": loss}) + "\n")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     data = os.path.join(tmp, "ptb")
     os.makedirs(data)
@@ -62,21 +70,15 @@ with tempfile.TemporaryDirectory() as tmp:
         with open(ref_json, "w") as f:
             json.dump(a, f)
         for loss, verdict in ((a["last20_loss"], 0), (a["last20_loss"] * 1.05, 1)):
-            with open(ours, "w") as f:
-                for step in (10, 20, 30, 40):
-                    f.write(json.dumps({"type": "progress", "step": step, "units_per_s": 1000.0,
-                                        "ms_per_step": 400.0, "loss": loss}) + "\n")
+            write_progress(ours, loss)
             done = subprocess.run([sys.executable, SUMMARISE, "compare", out, f"1x1:{ours}:{ref_json}"],
                                   capture_output=True, text=True)
             check(done.returncode == verdict, f"loss {loss:.4f}: exit {done.returncode}, wanted {verdict}")
         check("DIFFER" in done.stdout, "the void comparison says so")
         # Every pair counts, not only the first: a second pair 5% off voids the layout too.
         good, bad = os.path.join(tmp, "good.jsonl"), os.path.join(tmp, "bad.jsonl")
-        for path, loss in ((good, a["last20_loss"]), (bad, a["last20_loss"] * 1.05)):
-            with open(path, "w") as f:
-                for step in (10, 20, 30, 40):
-                    f.write(json.dumps({"type": "progress", "step": step, "units_per_s": 1000.0,
-                                        "ms_per_step": 400.0, "loss": loss}) + "\n")
+        write_progress(good, a["last20_loss"])
+        write_progress(bad, a["last20_loss"] * 1.05)
         done = subprocess.run([sys.executable, SUMMARISE, "compare", out, f"1x1:{good},{bad}:{ref_json},{ref_json}"],
                               capture_output=True, text=True)
         check(done.returncode == 1 and "DIFFER" in done.stdout, f"a disagreeing second pair voids: exit {done.returncode}")
