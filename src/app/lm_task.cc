@@ -26,9 +26,9 @@ ABSL_FLAG(int32_t, num_steps, 20, "Truncated-BPTT window length.");
 ABSL_FLAG(std::string, loss_reduction, "sum_steps_mean_batch",
           "sum_steps_mean_batch (Zaremba: sum over steps, mean over the global batch) or mean_tokens.");
 ABSL_FLAG(bool, fused_loss, false,
-          "LM: compute the decoder and the cross entropy chunk by chunk, never holding all logits (for large "
-          "vocabularies; on a 2-core CPU it saved no memory on PTB and was slower on ptb_medium); false: full "
-          "logits, then cross entropy.");
+          "LM: compute the decoder and the cross entropy chunk by chunk of tokens, never holding all logits (for "
+          "large vocabularies; on a 2-core CPU it saved no memory on PTB and was slower on ptb_medium); false: "
+          "all logits at once, the softmax gradient formed in place of them (faster).");
 ABSL_FLAG(bool, tie_weights, false, "Share the embedding and decoder matrices (needs embedding == hidden).");
 ABSL_FLAG(std::string, text_file, "", "char_lm: UTF-8 text to model (default <data>/tinyshakespeare/input.txt).");
 ABSL_FLAG(double, valid_fraction, 0.1,
@@ -156,7 +156,7 @@ absl::StatusOr<std::unique_ptr<train::TrainTask>> PreparedLmTask::Build(comm::Co
   rows.push_back({"init / dropout", absl::StrCat(init_from.empty() ? absl::StrCat("uniform +-", lm.init_scale) : init_from,
                                                  " / ", lm.dropout)});
   rows.push_back({"bptt / loss", absl::StrCat(task.num_steps, " / ", train::LossReductionName(task.loss_reduction),
-                                              task.fused_loss ? ", decoder and loss fused" : "")});
+                                              task.fused_loss ? ", decoder + loss chunked" : ", decoder + loss fused")});
   const bool root = comm.is_root();
   train::LmSplits splits{&data_.train, root ? &data_.valid : nullptr,
                          root && !data_.test.empty() ? &data_.test : nullptr};

@@ -46,12 +46,13 @@ std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::forward(const torch
 
 std::tuple<torch::Tensor, RecurrentState> LanguageModelImpl::SummedLoss(const torch::Tensor& tokens,
                                                                         const torch::Tensor& targets,
-                                                                        const RecurrentState& state) {
+                                                                        const RecurrentState& state,
+                                                                        int64_t chunk_rows) {
   auto [output, next] = ForwardFeatures(tokens, state);
   const torch::Tensor& weight = decoder_ ? decoder_->weight : embedding_->weight;
   const torch::Tensor& bias = decoder_ ? decoder_->bias : tied_bias_;
   torch::Tensor loss = FusedLinearCrossEntropy(output.reshape({-1, output.size(-1)}), weight, bias,
-                                               targets.reshape({-1}).to(output.device()));
+                                               targets.reshape({-1}).to(output.device()), chunk_rows);
   return {loss, next};
 }
 

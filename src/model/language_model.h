@@ -27,11 +27,11 @@ class LanguageModelImpl : public torch::nn::Module {
   // What forward() decodes: the stack's output after dropout [T, B, F], and the state.
   std::tuple<torch::Tensor, RecurrentState> ForwardFeatures(const torch::Tensor& tokens,
                                                             const RecurrentState& state = {});
-  // The cross entropy of `targets` [T, B] summed over every position, with the decoder
-  // and the loss fused chunk by chunk (fused_linear_cross_entropy.h): equal to summing
-  // the cross entropy of forward()'s logits, without the [T*B, V] logits.
+  // The cross entropy of `targets` [T, B] summed over every position, the decoder and
+  // the loss fused (fused_linear_cross_entropy.h; `chunk_rows` chooses between all rows
+  // at once and chunks): equal to summing the cross entropy of forward()'s logits.
   std::tuple<torch::Tensor, RecurrentState> SummedLoss(const torch::Tensor& tokens, const torch::Tensor& targets,
-                                                       const RecurrentState& state = {});
+                                                       const RecurrentState& state = {}, int64_t chunk_rows = 0);
   RecurrentState InitialState(int64_t batch, const torch::TensorOptions& options) const {
     return stack_->InitialState(batch, options);
   }

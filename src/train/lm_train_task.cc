@@ -11,6 +11,7 @@
 #include "common/torch_status.h"
 #include "common/validation.h"
 #include "model/column_dropout.h"
+#include "model/fused_linear_cross_entropy.h"
 #include "train/checkpoint.h"
 #include "train/step_utils.h"
 
@@ -108,13 +109,9 @@ absl::StatusOr<MicroBatchLoss> LmTrainTask::Forward(int64_t step, int64_t global
   model_->SetDropoutKey(model::DropoutKey{config_.seed, global_step, batcher.columns().begin});
   MicroBatchLoss loss;
   model::RecurrentState next;
-  if (config_.fused_loss) {
-    std::tie(loss.loss_sum, next) = model_->SummedLoss(inputs, targets, states_[micro].Detached());
-  } else {
-    auto [logits, state] = model_->forward(inputs, states_[micro].Detached());
-    loss.loss_sum = SummedCrossEntropy(logits, targets);
-    next = state;
-  }
+  std::tie(loss.loss_sum, next) =
+      model_->SummedLoss(inputs, targets, states_[micro].Detached(),
+                         config_.fused_loss ? config_.fused_loss_chunk_rows : model::kAllRows);
   states_[micro] = next.Detached();
   loss.units = window_.steps * window_.batch;
   loss.normalizer = static_cast<double>(config_.loss_reduction == LossReduction::kSumStepsMeanBatch

@@ -45,10 +45,10 @@ struct LmTaskConfig {
   int64_t eval_batch_size = 10;
   LossReduction loss_reduction = LossReduction::kSumStepsMeanBatch;
   uint64_t seed = 0;             // dropout masks
-  // Decoder + cross entropy chunk by chunk (model/fused_linear_cross_entropy.h). On by
-  // default here so the task tests cover it; the CLI's --fused_loss defaults to off (README:
-  // no memory gain on CPU for PTB, slower on ptb_medium).
-  bool fused_loss = true;
+  // Decoder + cross entropy (model/fused_linear_cross_entropy.h): true, chunk by chunk of
+  // rows (never all logits; --fused_loss); false, all rows at once (faster).
+  bool fused_loss = false;
+  int64_t fused_loss_chunk_rows = 0;  // 0: chunks of ~8 MiB of logits
   absl::Status Validate() const;
 };
 

@@ -1,5 +1,6 @@
 // The fused decoder + cross entropy equals the unfused computation (values and every
-// gradient), whatever the chunking, with and without a bias, and in the loss-only path.
+// gradient), all rows at once or chunk by chunk, with and without a bias, and in the
+// loss-only path; so does its in-place softmax gradient.
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
@@ -52,7 +53,50 @@ TEST_P(FusedLossTest, ValueAndGradientsEqualTheUnfusedLoss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Chunks, FusedLossTest,
-                         ::testing::Combine(::testing::Values<int64_t>(0, 1, 5, 37, 100), ::testing::Bool()));
+                         ::testing::Combine(::testing::Values<int64_t>(0, 1, 5, 37, 100, kAllRows),
+                                            ::testing::Bool()));
+
+// Chunk rows >= N (37, 100 and kAllRows above) take the all-rows path, which keeps dlogits
+// for backward: a second backward through a retained graph adds the same gradients
+// again, and inputs that need no gradient get none.
+TEST(FusedLossTest, AllRowsPathSurvivesASecondBackwardAndSkipsUnneededGradients) {
+  Inputs a = MakeInputs(15, 6, 40, true);
+  Inputs b = MakeInputs(15, 6, 40, true);
+  a.x = a.x.detach();
+  b.x = b.x.detach();
+  const torch::Tensor fused = FusedLinearCrossEntropy(a.x, a.w, a.b, a.t, kAllRows);
+  const torch::Tensor reference = Reference(b);
+  fused.backward({}, /*retain_graph=*/true);
+  fused.backward();
+  (2.0 * reference).backward();
+  ExpectClose(a.w.grad(), b.w.grad(), "d weight, two backward passes");
+  ExpectClose(a.b.grad(), b.b.grad(), "d bias, two backward passes");
+  EXPECT_FALSE(a.x.grad().defined());
+}
+
+// The in-place softmax gradient equals softmax - onehot whatever the blocking, stays
+// finite for logits far outside exp's range, and its loss is the cross entropy.
+TEST(SoftmaxGradientInPlaceTest, EqualsSoftmaxMinusOneHotInEveryBlocking) {
+  torch::manual_seed(4);
+  const torch::Tensor logits = 30.0 * torch::randn({9, 13});
+  logits[2][5] = 1000.0;
+  logits[7][0] = -1000.0;
+  const torch::Tensor targets = torch::randint(13, {9}, torch::kLong);
+  targets[2] = 5;  // the huge logit is the target: loss ~0 for that row
+  const torch::Tensor expected = torch::softmax(logits, 1) - torch::one_hot(targets, 13).to(torch::kFloat);
+  const torch::Tensor expected_loss = torch::nn::functional::cross_entropy(
+      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  for (int64_t block : {1, 4, 9, 0}) {
+    SCOPED_TRACE(block);
+    torch::Tensor work = logits.clone();
+    torch::Tensor column_sum = torch::zeros({13});
+    const torch::Tensor loss = SoftmaxGradientInPlace(work, targets, column_sum, block);
+    ASSERT_TRUE(work.isfinite().all().item<bool>());
+    ExpectClose(work, expected, "softmax - onehot");
+    ExpectClose(column_sum, expected.sum(0), "column sums");
+    ExpectClose(loss, expected_loss, "loss");
+  }
+}
 
 TEST(FusedLossTest, LossOnlyPathUnderNoGradMatches) {
   Inputs in = MakeInputs(20, 6, 11, true);

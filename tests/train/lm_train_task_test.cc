@@ -183,8 +183,10 @@ ReferenceRun RunReference(const model::LanguageModelConfig& config, const std::v
   return run;
 }
 
-void ExpectTrainerMatchesReference(LossReduction reduction, double clip_value, double clip_norm) {
+void ExpectTrainerMatchesReference(LossReduction reduction, double clip_value, double clip_norm,
+                                   bool fused_loss = false) {
   SCOPED_TRACE(LossReductionName(reduction));
+  SCOPED_TRACE(fused_loss ? "loss chunked (--fused_loss)" : "loss over all rows at once");
   const int64_t vocab = 10;
   // 4 columns of 16 tokens (3 left over): 3 windows of 5 per epoch.
   const std::vector<int64_t> train = fixtures::RandomTokens(4 * 16 + 3, vocab, 21);
@@ -199,6 +201,8 @@ void ExpectTrainerMatchesReference(LossReduction reduction, double clip_value, d
   task_config.num_steps = 5;
   task_config.eval_batch_size = 2;
   task_config.loss_reduction = reduction;
+  task_config.fused_loss = fused_loss;
+  task_config.fused_loss_chunk_rows = 8;
   auto task = MakeTask(model, task_config, {&train, &valid, nullptr});
   ASSERT_NE(task, nullptr);
   ASSERT_EQ(task->StepsPerEpoch(), 3);
@@ -258,6 +262,11 @@ TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithClipping) {
 
 TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithMeanTokenLoss) {
   ExpectTrainerMatchesReference(LossReduction::kMeanTokens, 0.02, 0.055);
+}
+
+// 20 rows per window, chunks of 8, 8 and 4 rows.
+TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithTheChunkedLoss) {
+  ExpectTrainerMatchesReference(LossReduction::kSumStepsMeanBatch, 0.1, 0.28, /*fused_loss=*/true);
 }
 
 // ---- sharding: ranks and micro-batches ------------------------------------------------
