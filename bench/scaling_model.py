@@ -12,6 +12,10 @@ the order backward produces them (decoder, top LSTM layer ... bottom layer, embe
 a bucket starts when its last gradient is ready and buckets share the network one at a
 time. Exposed communication = the end of the last bucket's all-reduce minus the end of
 backward; efficiency = compute / (compute + exposed). Weak scaling: 20 sequences per GPU.
+With --sparse_embedding_grad (distrnn's default, gradient_reducer.h Note [row-sparse
+gradients]) the embedding leaves the buckets and is exchanged after backward as the rows
+each GPU's 700 tokens touched (ring all-gather: (p-1) alpha + (p-1) * piece / B), or as
+the whole table when that is cheaper, as distrnn decides per step.
 Every figure below is an assumption stated in LINKS and MODELS, not a measurement.
 """
 import math
@@ -50,8 +54,25 @@ def allreduce_s(nbytes, p):
     return min(ring, tree)
 
 
-def step(h, p, bucket_bytes):
+def allgather_s(piece_bytes, p):
+    """Ring all-gather: every GPU receives the other p-1 pieces."""
+    if p == 1:
+        return 0.0
+    link = LINKS["nvlink" if p <= GPUS_PER_NODE else "ib"]
+    alpha, bw = link["alpha_us"] * 1e-6, link["GBps"] * 1e9
+    return (p - 1) * alpha + (p - 1) * piece_bytes / bw
+
+
+def embedding_exchange_s(h, p):
+    """The touched rows (at most one per token: ids + rows), or the whole table if cheaper."""
+    rows = STEPS * BATCH
+    return min(allgather_s(rows * (8 + 4 * h), p), allreduce_s(VOCAB * h * 4, p))
+
+
+def step(h, p, bucket_bytes, sparse_embedding=False):
     params = parameters(h)
+    if sparse_embedding:
+        params = [x for x in params if x[0] != "embedding"]
     tokens = STEPS * BATCH
     forward_flops = sum(f for _, _, f in params) / 2 * tokens
     backward_s = 2 * forward_flops / (EFFECTIVE_TFLOPS * 1e12)
@@ -73,6 +94,8 @@ def step(h, p, bucket_bytes):
                 filled = 0
     if filled:
         network_free = max(network_free, clock) + allreduce_s(filled, p)
+    if sparse_embedding:  # the embedding's gradient is ready when backward ends
+        network_free = max(network_free, backward_s) + embedding_exchange_s(h, p)
     exposed = max(0.0, network_free - backward_s)
     return compute_s, exposed
 
@@ -80,18 +103,21 @@ def step(h, p, bucket_bytes):
 def main():
     sizes_mib = [1, 4, 25, 64, 256]
     print("| model | grad MiB | compute ms/step | GPUs | all-reduce of all grads ms | exposed ms "
-          "(25 MiB buckets) | efficiency | best bucket | exposed ms (best) | efficiency (best) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "(25 MiB buckets) | efficiency | best bucket | exposed ms (best) | efficiency (best) | "
+          "embedding as touched rows: exposed ms (25 MiB) | efficiency |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, h in MODELS.items():
         grad_bytes = sum(c for _, c, _ in parameters(h)) * 4
         for p in (8, 64, 512):
             compute, exposed = step(h, p, 25 << 20)
             best = min(sizes_mib, key=lambda mib: step(h, p, mib << 20)[1])
             _, best_exposed = step(h, p, best << 20)
+            _, rows_exposed = step(h, p, 25 << 20, sparse_embedding=True)
             print(f"| {name} | {grad_bytes / 2**20:.0f} | {compute * 1e3:.1f} | {p} | "
                   f"{allreduce_s(grad_bytes, p) * 1e3:.2f} | {exposed * 1e3:.2f} | "
                   f"{compute / (compute + exposed):.0%} | {best} MiB | {best_exposed * 1e3:.2f} | "
-                  f"{compute / (compute + best_exposed):.0%} |")
+                  f"{compute / (compute + best_exposed):.0%} | {rows_exposed * 1e3:.2f} | "
+                  f"{compute / (compute + rows_exposed):.0%} |")
 
 
 if __name__ == "__main__":

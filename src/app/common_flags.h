@@ -41,6 +41,7 @@ ABSL_DECLARE_FLAG(int64_t, checkpoint_every_steps);
 ABSL_DECLARE_FLAG(int32_t, keep_checkpoints);
 ABSL_DECLARE_FLAG(bool, test_each_epoch);
 ABSL_DECLARE_FLAG(bool, overlap_allreduce);
+ABSL_DECLARE_FLAG(bool, sparse_embedding_grad);
 ABSL_DECLARE_FLAG(std::string, resume);
 ABSL_DECLARE_FLAG(std::string, fault_kind);
 ABSL_DECLARE_FLAG(std::string, on_nonfinite);

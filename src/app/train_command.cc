@@ -50,7 +50,8 @@ void AddTrainerRows(const train::TrainerConfig& t, const RunOptions& run, const 
     rows.push_back({"gradient all-reduce", absl::StrCat("buckets of ", t.bucket_bytes / double{1 << 20}, " MiB (the first ",
                                                         std::min(t.first_bucket_bytes, t.bucket_bytes) / double{1 << 20},
                                                         " MiB), ",
-                                                        t.overlap_allreduce ? "started during backward" : "after backward")});
+                                                        t.overlap_allreduce ? "started during backward" : "after backward",
+                                                        t.sparse_embedding_grad ? "; untied input embeddings: touched rows only" : "")});
   }
   rows.push_back({"seed", absl::StrCat(run.seed)});
   rows.push_back({"run dir", t.run_dir.empty() ? "(none)" : t.run_dir});
@@ -95,6 +96,7 @@ absl::StatusOr<train::TrainerConfig> TrainerConfigFromFlags(const RunOptions& ru
   t.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
   t.test_each_epoch = absl::GetFlag(FLAGS_test_each_epoch);
   t.overlap_allreduce = absl::GetFlag(FLAGS_overlap_allreduce);
+  t.sparse_embedding_grad = absl::GetFlag(FLAGS_sparse_embedding_grad);
   t.resume = absl::GetFlag(FLAGS_resume);
   t.bucket_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_mb) * (1 << 20));
   t.first_bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(absl::GetFlag(FLAGS_first_bucket_mb) * (1 << 20)));

@@ -36,6 +36,7 @@ class LanguageModelImpl : public torch::nn::Module {
     return stack_->InitialState(batch, options);
   }
   const LanguageModelConfig& config() const { return config_; }
+  const torch::nn::Embedding& embedding() const { return embedding_; }
   // Every dropout site (embedding, stack, output) keyed by column; nullopt: torch's global RNG.
   void SetDropoutKey(std::optional<DropoutKey> key);
 

@@ -123,6 +123,7 @@ absl::StatusOr<MicroBatchLoss> ClassificationTrainTask::Forward(int64_t step, in
       model::DropoutKey{config_.seed, global_step, shard_.index(micro) * config_.batch_size / shard_.count()});
   at::Tensor logits = model_->forward(t.tokens, t.lengths);
   MicroBatchLoss loss;
+  loss.touched_rows = {t.tokens};
   loss.loss_sum = SummedLoss(logits, t.labels);
   loss.units = batch->batch;
   loss.normalizer = static_cast<double>(batch->batch);  // mean over the global batch

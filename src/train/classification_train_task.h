@@ -56,6 +56,8 @@ class ClassificationTrainTask : public TrainTask {
   torch::nn::Module& model() override { return *model_; }
   nlohmann::json Meta() const override { return meta_; }
   TaskReport report() const override { return {"ex", false}; }
+  // The input embedding (its padding row's gradient is zero, so naming it is harmless).
+  std::vector<at::Tensor> RowSparseParameters() override { return {model_->embedding()->weight}; }
   int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return batcher_->num_batches(); }
   absl::Status StartEpoch(int64_t epoch, int64_t first_step) override;

@@ -113,11 +113,17 @@ absl::StatusOr<MicroBatchLoss> LmTrainTask::Forward(int64_t step, int64_t global
       model_->SummedLoss(inputs, targets, states_[micro].Detached(),
                          config_.fused_loss ? config_.fused_loss_chunk_rows : model::kAllRows);
   states_[micro] = next.Detached();
+  if (!model_->config().tie_weights) loss.touched_rows = {inputs};
   loss.units = window_.steps * window_.batch;
   loss.normalizer = static_cast<double>(config_.loss_reduction == LossReduction::kSumStepsMeanBatch
                                             ? window_.batch
                                             : window_.batch * window_.steps);
   return loss;
+}
+
+std::vector<at::Tensor> LmTrainTask::RowSparseParameters() {
+  if (model_->config().tie_weights) return {};
+  return {model_->embedding()->weight};
 }
 
 bool LmTrainTask::HasSplit(Split split) const {

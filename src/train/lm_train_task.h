@@ -68,6 +68,8 @@ class LmTrainTask : public TrainTask {
   torch::nn::Module& model() override { return *model_; }
   nlohmann::json Meta() const override { return meta_; }
   TaskReport report() const override { return {"tok", true}; }
+  // The input embedding, unless tied to the decoder (whose gradient is dense).
+  std::vector<at::Tensor> RowSparseParameters() override;
   int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return batchers_.front().num_windows(); }
   absl::Status StartEpoch(int64_t epoch, int64_t first_step) override;

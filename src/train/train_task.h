@@ -51,6 +51,9 @@ struct MicroBatchLoss {
   double normalizer = 0.0;  // this micro-batch's share of the objective's denominator
   int64_t units = 0;        // what the logged loss is a mean over (tokens, positions, examples)
   int64_t correct = -1;     // units predicted right (classification), -1 when not measured
+  // One per TrainTask::RowSparseParameters() entry: the row ids (any shape) whose
+  // gradient this micro-batch may have made non-zero, i.e. the tokens it looked up.
+  std::vector<at::Tensor> touched_rows;
 };
 
 // Named figures of one evaluation, e.g. {"valid_loss": 4.8, "valid_ppl": 121.5}.
@@ -74,6 +77,11 @@ class TrainTask {
   virtual ~TrainTask() = default;
 
   virtual torch::nn::Module& model() = 0;
+  // Parameters of model() whose gradient is non-zero only in the rows Forward() reports
+  // in MicroBatchLoss::touched_rows (an input embedding not tied to anything): the
+  // Trainer exchanges just those rows (comm/gradient_reducer.h, Note [row-sparse
+  // gradients]). Empty: every gradient is all-reduced whole.
+  virtual std::vector<at::Tensor> RowSparseParameters() { return {}; }
   // Checkpoint metadata that identifies the model (task, architecture, vocabulary):
   // resuming with different values is refused, naming the field.
   virtual nlohmann::json Meta() const = 0;

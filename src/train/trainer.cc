@@ -172,6 +172,7 @@ struct Trainer::State {
   std::optional<CheckpointDirectory> checkpoints;  // rank 0 with a run dir
   std::vector<torch::Tensor> params;
   std::unique_ptr<comm::GradientReducer> reducer;
+  std::vector<size_t> row_sparse;  // indices into params, one per task.RowSparseParameters() (or none)
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<torch::Tensor> best_params;  // RestoreBestAtEnd tasks: every rank (decisions are shared)
   torch::Tensor reduced;                   // Note [the step's figures]
@@ -227,8 +228,16 @@ absl::Status Trainer::State::Setup() {
     std::vector<torch::Tensor> state = params;
     for (auto& b : task.model().buffers()) state.push_back(b);
     RETURN_IF_ERROR(comm::BroadcastParameters(comm, state, 0));
+    row_sparse.clear();
+    if (config.sparse_embedding_grad && comm.world_size() > 1) {
+      for (const torch::Tensor& table : task.RowSparseParameters()) {
+        const auto it = std::find_if(params.begin(), params.end(), [&](const torch::Tensor& p) { return p.is_same(table); });
+        if (it == params.end()) return absl::InternalError("a row-sparse parameter is not a parameter of the model");
+        row_sparse.push_back(static_cast<size_t>(it - params.begin()));
+      }
+    }
     reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes, /*async_host_buckets=*/false,
-                                                     config.first_bucket_bytes);
+                                                     config.first_bucket_bytes, row_sparse);
     if (config.overlap_allreduce) reducer->EnableOverlap();  // Note [overlap with backward]
     if (config.optimizer == OptimizerKind::kSgd) {
       optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr.base_lr));
@@ -339,6 +348,13 @@ absl::Status Trainer::State::Step(Meter& interval) {
                                                     params.empty() ? c10::kCPU : params.front().device().type());
       ASSIGN_OR_RETURN(MicroBatchLoss loss, task.Forward(progress.step, progress.global_step, micro));
       autocast.reset();
+      if (!row_sparse.empty()) {
+        if (loss.touched_rows.size() != row_sparse.size()) {
+          return absl::InternalError(absl::StrCat("the task reported touched rows for ", loss.touched_rows.size(),
+                                                  " row-sparse parameters, not ", row_sparse.size()));
+        }
+        for (size_t k = 0; k < row_sparse.size(); ++k) reducer->AddTouchedRows(row_sparse[k], loss.touched_rows[k]);
+      }
       // Note [loss normalisation] in train_task.h.
       at::Tensor objective = loss.loss_sum / (loss.normalizer * config.micro_batches);
       if (fault_here && micro == 0) {
@@ -356,6 +372,7 @@ absl::Status Trainer::State::Step(Meter& interval) {
     RETURN_IF_ERROR(reducer->AllReduceGradients());
     interval.allreduce_ms += allreduce_clock.ElapsedMs();
     result.buckets_overlapped += static_cast<int64_t>(reducer->buckets_started_in_backward());
+    result.embedding_rows_sent = reducer->rows_sent();
     // Every rank clips the same averaged gradients, so replicas take the same step. The
     // step's one host synchronisation: the loss and the norm come back together.
     const at::Tensor norm = ClipGradients(reducer->FlatGradients(), config.clip_value, config.clip_norm);

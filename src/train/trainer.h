@@ -73,6 +73,9 @@ struct TrainerConfig {
   // Start each bucket's all-reduce from backward hooks as soon as its gradients are
   // ready (gradient_reducer.h, Note [overlap with backward]).
   bool overlap_allreduce = false;
+  // Exchange only the touched rows of the task's row-sparse parameters (input
+  // embeddings) instead of all-reducing them whole (Note [row-sparse gradients]).
+  bool sparse_embedding_grad = true;
   int64_t check_replicas_every = 0;
   // A non-finite loss or gradient on any rank (the flags travel in the step's all-reduce,
   // so every rank takes the same branch): kStop ends the run with Diverged
@@ -110,6 +113,7 @@ struct TrainResult {
   bool stopped_early = false;         // the task's stop rule
   int64_t skipped_steps = 0;          // over the whole run: non-finite steps skipped (kSkip)
   int64_t buckets_overlapped = 0;     // this invocation: buckets started during backward
+  int64_t embedding_rows_sent = 0;    // this invocation: rows of row-sparse gradients sent
   std::string resumed_from;           // "" for a fresh start
 };
 

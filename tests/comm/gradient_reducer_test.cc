@@ -368,5 +368,46 @@ TEST(GradientReducer, OverlapKeepsThePlanOrder) {
   EXPECT_TRUE(at::equal(a.grad(), at::full({4}, 2.0)));
 }
 
+// Note [row-sparse gradients], what one process can check: the table stays out of the
+// buckets with a dense gradient of its own, clipping sees it, zeroing clears it, and a
+// step that names no rows fails instead of dropping the gradient. The exchange itself is
+// tested on 2 and 3 ranks (tests/mpi/comm_mpi_test.cc).
+TEST(GradientReducer, RowSparseParameterKeepsItsOwnGradientOutsideTheBuckets) {
+  MirrorCommunicator comm(2);
+  std::vector<at::Tensor> params = MakeParams();
+  GradientReducer reducer(comm, params, 64, /*async_host_buckets=*/false, 64, /*row_sparse=*/{5});
+  EXPECT_TRUE(reducer.is_row_sparse(5));
+  EXPECT_FALSE(reducer.is_row_sparse(0));
+  for (const auto& bucket : reducer.bucket_param_indices()) {
+    for (size_t index : bucket) EXPECT_NE(index, 5u) << "the table is not in a bucket";
+  }
+  ASSERT_TRUE(params[5].grad().defined());
+  const std::vector<at::Tensor> flat = reducer.FlatGradients();
+  ASSERT_EQ(flat.size(), reducer.num_buckets() + 1) << "clipping sees the buckets and the table";
+  EXPECT_EQ(flat.back().data_ptr(), params[5].grad().data_ptr());
+
+  // No rows named: an error on every rank (the missing count travels as -1), nothing summed.
+  params[5].mutable_grad().fill_(1.0);
+  absl::Status status = reducer.AllReduceGradients();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_NE(status.message().find("named no touched rows"), std::string::npos) << status;
+  EXPECT_EQ(reducer.rows_sent(), 0);
+  // Rows named, then ZeroGradients(): the table is zeroed and the rows forgotten.
+  reducer.AddTouchedRows(5, at::tensor({1, 1, 4}, at::kLong));
+  reducer.ZeroGradients();
+  EXPECT_EQ(params[5].grad().abs().sum().item<float>(), 0.0f);
+  EXPECT_FALSE(reducer.AllReduceGradients().ok()) << "ZeroGradients() forgot the named rows";
+  EXPECT_THROW(reducer.AddTouchedRows(0, at::tensor({0}, at::kLong)), c10::Error) << "param 0 is not row-sparse";
+}
+
+TEST(GradientReducer, RowSparseInAWorldOfOneIsLeftAlone) {
+  comm::LocalCommunicator comm;
+  std::vector<at::Tensor> params = MakeParams();
+  GradientReducer reducer(comm, params, 64, false, 64, {0});
+  params[0].mutable_grad().fill_(2.0);
+  ASSERT_TRUE(reducer.AllReduceGradients().ok()) << "one process: no rows needed, nothing exchanged";
+  EXPECT_TRUE(at::equal(params[0].grad(), at::full({3, 4}, 2.0)));
+}
+
 }  // namespace
 }  // namespace distrnn::testing

@@ -116,6 +116,111 @@ TEST(GradientReducer, ResultIsIdenticalOnEveryRank) {
   EXPECT_TRUE(*agree);
 }
 
+// Note [row-sparse gradients]: a [200 x 7] table whose gradient on each rank is non-zero
+// only in rows of its own (some shared with other ranks, some named twice, some named
+// but zero), beside two dense parameters. The row exchange must give what the dense
+// all-reduce gives: bit for bit on 2 ranks (a + b either way), to rounding on 3.
+struct TableGrads {
+  std::vector<at::Tensor> grads;  // table, dense, dense
+  at::Tensor rows;                // this rank's named rows
+};
+
+TableGrads RankTableGrads(int rank) {
+  at::manual_seed(40 + rank);
+  TableGrads t;
+  t.rows = at::cat({at::randint(0, 40, {12}, at::kLong), at::tensor({7, 7, 199}, at::kLong)});
+  at::Tensor table = at::zeros({200, 7});
+  table.index_copy_(0, at::tensor({7, 199}, at::kLong), at::randn({2, 7}));
+  table.index_add_(0, t.rows, at::randn({15, 7}));
+  table[199].zero_();  // named, but its gradient happens to be zero
+  t.grads = {table, at::randn({9}), at::randn({4, 3})};
+  return t;
+}
+
+struct Reduced {
+  absl::Status status;
+  std::vector<at::Tensor> grads;
+  int64_t rows_sent = 0;
+  int64_t whole_table_steps = 0;
+};
+
+Reduced ReduceTable(MpiCommunicator& comm, bool row_sparse, const TableGrads& mine) {
+  std::vector<at::Tensor> params = {at::zeros(mine.grads[0].sizes()), at::zeros({9}), at::zeros({4, 3})};
+  for (size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = mine.grads[k].clone();
+  comm::GradientReducer reducer(comm, params, /*bucket_bytes=*/64, false, 64,
+                                row_sparse ? std::vector<size_t>{0} : std::vector<size_t>{});
+  if (row_sparse) {
+    // Two micro-batches' worth, overlapping.
+    const int64_t n = mine.rows.numel();
+    reducer.AddTouchedRows(0, mine.rows.narrow(0, 0, n / 2 + 1));
+    reducer.AddTouchedRows(0, mine.rows.narrow(0, n / 2, n - n / 2));
+  }
+  Reduced out;
+  out.status = reducer.AllReduceGradients();
+  out.rows_sent = reducer.rows_sent();
+  out.whole_table_steps = reducer.whole_table_steps();
+  for (const at::Tensor& p : params) out.grads.push_back(p.grad().clone());
+  return out;
+}
+
+TEST(GradientReducer, RowSparseExchangeEqualsTheDenseAllReduce) {
+  MpiCommunicator& comm = WorldComm();
+  const TableGrads mine = RankTableGrads(comm.rank());
+  const Reduced sparse = ReduceTable(comm, true, mine);
+  const Reduced dense = ReduceTable(comm, false, mine);
+  absl::StatusOr<bool> agree = comm::ReplicasAgree(comm, sparse.grads);
+  ASSERT_TRUE(sparse.status.ok()) << sparse.status;
+  ASSERT_TRUE(dense.status.ok()) << dense.status;
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "ranks hold different sums";
+  EXPECT_EQ(sparse.whole_table_steps, 0);
+  EXPECT_EQ(sparse.rows_sent, std::get<0>(at::_unique(mine.rows)).numel()) << "this rank's distinct rows";
+  // Not vacuous: rows no rank touched stay zero, and some rows got several ranks' sums.
+  at::Tensor expected = at::zeros({200, 7}, at::kDouble);
+  for (int r = 0; r < comm.world_size(); ++r) expected += RankTableGrads(r).grads[0].to(at::kDouble);
+  expected /= comm.world_size();
+  EXPECT_TRUE(at::allclose(sparse.grads[0].to(at::kDouble), expected, 1e-6, 1e-7));
+  EXPECT_GT((expected != 0).any(1).sum().item<int64_t>(), 12) << "rows from more than one rank";
+  for (size_t k = 0; k < dense.grads.size(); ++k) {
+    const at::Tensor& got = sparse.grads[k];
+    const at::Tensor& want = dense.grads[k];
+    if (comm.world_size() == 2) {
+      EXPECT_TRUE(at::equal(got, want)) << "param " << k << " max diff " << (got - want).abs().max().item<double>();
+    } else {
+      EXPECT_TRUE(at::allclose(got, want, 1e-6, 1e-7)) << "param " << k;
+    }
+  }
+}
+
+// Ranks whose rows nearly cover a 16-row table: moving rows would cost more than the
+// ring all-reduce, so the whole table is all-reduced, the same on every rank.
+TEST(GradientReducer, RowSparseFallsBackToTheWholeTableWhenRowsCostMore) {
+  MpiCommunicator& comm = WorldComm();
+  TableGrads mine = RankTableGrads(comm.rank());
+  mine.rows = at::arange(comm.rank(), comm.rank() + 10, at::kLong);
+  mine.grads[0] = at::zeros({16, 7}).index_add_(0, mine.rows, at::randn({10, 7}));
+  const Reduced sparse = ReduceTable(comm, true, mine);
+  const Reduced dense = ReduceTable(comm, false, mine);
+  ASSERT_TRUE(sparse.status.ok()) << sparse.status;
+  ASSERT_TRUE(dense.status.ok()) << dense.status;
+  EXPECT_EQ(sparse.whole_table_steps, 1);
+  EXPECT_EQ(sparse.rows_sent, 0);
+  for (size_t k = 0; k < dense.grads.size(); ++k) {
+    EXPECT_TRUE(at::equal(sparse.grads[k], dense.grads[k])) << "param " << k;
+  }
+}
+
+// A rank naming a row outside the table makes every rank fail (no rank left waiting).
+TEST(GradientReducer, RowSparseOutOfRangeRowFailsOnEveryRank) {
+  MpiCommunicator& comm = WorldComm();
+  std::vector<at::Tensor> params = {at::zeros({10, 3}), at::zeros({4})};
+  comm::GradientReducer reducer(comm, params, 1 << 20, false, 1 << 20, {0});
+  reducer.AddTouchedRows(0, at::tensor({1, comm.rank() == comm.world_size() - 1 ? 10 : 2}, at::kLong));
+  const absl::Status status = reducer.AllReduceGradients();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_NE(status.message().find("rank " + std::to_string(comm.world_size() - 1)), std::string::npos) << status;
+}
+
 std::vector<at::Tensor> RankParams(int rank) {
   at::manual_seed(100 + rank);
   std::vector<at::Tensor> params = {at::randn({5, 3}), at::randn({1000}), at::randn({2}, at::kDouble),

@@ -51,8 +51,8 @@ const std::vector<int64_t>& ValidTokens() {
 }
 
 // 2-layer LSTM; dropout on the embedding, between the layers and on the output.
-model::LanguageModelConfig ModelConfig(double dropout) {
-  model::LanguageModelConfig c = testing::TwoLayerLmConfig(kVocab, model::CellType::kLstm, 12, 12, dropout);
+model::LanguageModelConfig ModelConfig(double dropout, int64_t vocab = kVocab) {
+  model::LanguageModelConfig c = testing::TwoLayerLmConfig(vocab, model::CellType::kLstm, 12, 12, dropout);
   c.init_scale = 0.1;
   return c;
 }
@@ -72,10 +72,10 @@ using LmRun = testing::TrainedModel;
 // Collective on `comm`: builds the model from `init_seed` and this rank's task (valid
 // data on rank 0 only), then trains.
 LmRun TrainLm(comm::Communicator& comm, uint64_t init_seed, double dropout, const TrainerConfig& config,
-              uint64_t dropout_seed = kDropoutSeed) {
+              uint64_t dropout_seed = kDropoutSeed, int64_t vocab = kVocab) {
   LmRun run;
   torch::manual_seed(init_seed);
-  run.model = model::LanguageModel(ModelConfig(dropout));
+  run.model = model::LanguageModel(ModelConfig(dropout, vocab));
   LmTaskConfig task_config;
   task_config.batch_size = config.batch_size;
   task_config.num_steps = kNumSteps;
@@ -198,6 +198,35 @@ TEST(LmTrainingMpi, OverlappedAllReduceMatchesTheAllReduceAfterBackward) {
     testing::ExpectSameSteps(during.result->step_losses, after.result->step_losses, 12, "overlap loss");
     testing::ExpectSameParameters(b, a, "overlap");
   }
+}
+
+// --sparse_embedding_grad (gradient_reducer.h, Note [row-sparse gradients]): exchanging
+// the embedding's touched rows trains what the dense all-reduce trains. Both reduce the
+// same sums; only the clip norm's summation order differs (the table is its own tensor
+// in the norm), so the runs agree to rounding, not bit for bit.
+TEST(LmTrainingMpi, SparseEmbeddingGradientTrainsWhatTheDenseAllReduceTrains) {
+  comm::Communicator& world = testing::WorldComm();
+  TrainerConfig config = BaseConfig();
+  config.max_steps = 12;
+  config.micro_batches = 2;
+  TrainerConfig dense = config;
+  dense.sparse_embedding_grad = false;
+  // A 400-word table of which the stream uses 17: few rows per step, so the rows path
+  // is taken (with the 17-word table the exchange falls back to the whole table).
+  LmRun rows = TrainLm(world, 700 + world.rank(), 0.3, config, kDropoutSeed, 400);
+  LmRun whole = TrainLm(world, 700 + world.rank(), 0.3, dense, kDropoutSeed, 400);
+  auto agree = comm::ReplicasAgree(world, rows.parameters());
+  ASSERT_TRUE(rows.result.ok()) << rows.result.status();
+  ASSERT_TRUE(whole.result.ok()) << whole.result.status();
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ with the row exchange";
+  // Each rank's 2 micro-batches look up at most 2 x kNumSteps x (G / W / 2) tokens a step.
+  EXPECT_GT(rows.result->embedding_rows_sent, 12) << "the rows path was not taken";
+  EXPECT_LE(rows.result->embedding_rows_sent, 12 * kNumSteps * kGlobalBatch / world.world_size());
+  EXPECT_EQ(whole.result->embedding_rows_sent, 0);
+  testing::ExpectSameSteps(rows.result->step_losses, whole.result->step_losses, 12, "rows vs dense loss");
+  testing::ExpectSameSteps(rows.result->step_grad_norms, whole.result->step_grad_norms, 12, "rows vs dense norm");
+  testing::ExpectSameParameters(rows.parameters(), whole.parameters(), "rows vs dense");
 }
 
 // Only rank 0 has the validation data; the plateau schedule's decisions drawn from its
