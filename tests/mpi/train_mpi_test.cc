@@ -173,20 +173,34 @@ TEST(LmTrainingMpi, GradientAccumulationAgreesAcrossFactorisations) {
 // from backward hooks on the last micro-batch reduce the same values as after backward.
 // On 2 ranks any all-reduce algorithm adds the same two numbers: bit-identical. On 3, the
 // non-blocking MPI_Iallreduce may add in another order than MPI_Allreduce: 1e-5.
-TEST(LmTrainingMpi, OverlappedAllReduceMatchesTheAllReduceAfterBackward) {
+// 12 steps of 2 micro-batches per rank with dropout, trained with `config` and with
+// `variant` from the same start: both must finish and the variant's replicas agree.
+void TrainBothWays(const TrainerConfig& config, const TrainerConfig& variant, uint64_t init_seed, int64_t vocab,
+                   LmRun& base_run, LmRun& variant_run) {
   comm::Communicator& world = testing::WorldComm();
+  base_run = TrainLm(world, init_seed + world.rank(), 0.3, config, kDropoutSeed, vocab);
+  variant_run = TrainLm(world, init_seed + world.rank(), 0.3, variant, kDropoutSeed, vocab);
+  auto agree = comm::ReplicasAgree(world, variant_run.parameters());
+  ASSERT_TRUE(base_run.result.ok()) << base_run.result.status();
+  ASSERT_TRUE(variant_run.result.ok()) << variant_run.result.status();
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(*agree) << "replicas differ";
+}
+
+TrainerConfig AccumulatingConfig() {
   TrainerConfig config = BaseConfig();
   config.max_steps = 12;
   config.micro_batches = 2;
+  return config;
+}
+
+TEST(LmTrainingMpi, OverlappedAllReduceMatchesTheAllReduceAfterBackward) {
+  comm::Communicator& world = testing::WorldComm();
+  const TrainerConfig config = AccumulatingConfig();
   TrainerConfig overlapped = config;
   overlapped.overlap_allreduce = true;
-  LmRun after = TrainLm(world, 500 + world.rank(), 0.3, config);
-  LmRun during = TrainLm(world, 500 + world.rank(), 0.3, overlapped);
-  auto agree = comm::ReplicasAgree(world, during.parameters());
-  ASSERT_TRUE(after.result.ok()) << after.result.status();
-  ASSERT_TRUE(during.result.ok()) << during.result.status();
-  ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree) << "replicas differ with overlap";
+  LmRun after, during;
+  ASSERT_NO_FATAL_FAILURE(TrainBothWays(config, overlapped, 500, kVocab, after, during));
   EXPECT_EQ(after.result->buckets_overlapped, 0);
   EXPECT_GT(during.result->buckets_overlapped, 12) << "hooks started no (or too few) buckets during backward";
   const std::vector<at::Tensor> a = after.parameters(), b = during.parameters();
@@ -206,20 +220,14 @@ TEST(LmTrainingMpi, OverlappedAllReduceMatchesTheAllReduceAfterBackward) {
 // in the norm), so the runs agree to rounding, not bit for bit.
 TEST(LmTrainingMpi, SparseEmbeddingGradientTrainsWhatTheDenseAllReduceTrains) {
   comm::Communicator& world = testing::WorldComm();
-  TrainerConfig config = BaseConfig();
-  config.max_steps = 12;
-  config.micro_batches = 2;
-  TrainerConfig dense = config;
+  TrainerConfig dense = AccumulatingConfig();
   dense.sparse_embedding_grad = false;
+  TrainerConfig sparse = dense;
+  sparse.sparse_embedding_grad = true;
   // A 400-word table of which the stream uses 17: few rows per step, so the rows path
   // is taken (with the 17-word table the exchange falls back to the whole table).
-  LmRun rows = TrainLm(world, 700 + world.rank(), 0.3, config, kDropoutSeed, 400);
-  LmRun whole = TrainLm(world, 700 + world.rank(), 0.3, dense, kDropoutSeed, 400);
-  auto agree = comm::ReplicasAgree(world, rows.parameters());
-  ASSERT_TRUE(rows.result.ok()) << rows.result.status();
-  ASSERT_TRUE(whole.result.ok()) << whole.result.status();
-  ASSERT_TRUE(agree.ok()) << agree.status();
-  EXPECT_TRUE(*agree) << "replicas differ with the row exchange";
+  LmRun whole, rows;
+  ASSERT_NO_FATAL_FAILURE(TrainBothWays(dense, sparse, 700, 400, whole, rows));
   // Each rank's 2 micro-batches look up at most 2 x kNumSteps x (G / W / 2) tokens a step.
   EXPECT_GT(rows.result->embedding_rows_sent, 12) << "the rows path was not taken";
   EXPECT_LE(rows.result->embedding_rows_sent, 12 * kNumSteps * kGlobalBatch / world.world_size());
