@@ -4,11 +4,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "data/text_file.h"
 
 namespace distrnn::data {
 
@@ -29,13 +29,7 @@ absl::Status GzipError(const std::string& path, int zlib_code, absl::string_view
 }  // namespace
 
 absl::StatusOr<std::string> ReadMaybeCompressedFile(const std::string& path, bool allow_empty) {
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", ec.message()));  // e.g. a link loop
-  if (!exists) return absl::NotFoundError(absl::StrCat("no such file: ", path));
-  if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat("expected a file, found a directory: ", path));
-  }
+  if (absl::Status is_file = CheckIsFile(path); !is_file.ok()) return is_file;
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) {
     return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));

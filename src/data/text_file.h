@@ -7,6 +7,9 @@
 
 namespace distrnn::data {
 
+// OK when `path` exists and is not a directory; else NotFound / InvalidArgument naming it.
+absl::Status CheckIsFile(const std::string& path);
+
 // The bytes of `path`; NotFound / InvalidArgument (empty) / PermissionDenied with the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, bool allow_empty = false);
 

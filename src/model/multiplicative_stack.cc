@@ -27,11 +27,7 @@ MultiplicativeStackImpl::MultiplicativeStackImpl(const StackConfig& config) : co
 }
 
 RecurrentState MultiplicativeStackImpl::InitialState(int64_t batch, const torch::TensorOptions& options) const {
-  const int64_t layers = config_.num_layers * config_.num_directions();
-  RecurrentState state;
-  state.h = torch::zeros({layers, batch, config_.hidden_size}, options);
-  if (HasCellState(config_.cell)) state.c = torch::zeros({layers, batch, config_.hidden_size}, options);
-  return state;
+  return ZeroState(config_, batch, options);
 }
 
 std::tuple<torch::Tensor, RecurrentState> MultiplicativeStackImpl::forward(const torch::Tensor& input,

@@ -80,11 +80,7 @@ void RecurrentStackImpl::SetDropoutKey(std::optional<DropoutKey> key) {
 }
 
 RecurrentState RecurrentStackImpl::InitialState(int64_t batch, const torch::TensorOptions& options) const {
-  const int64_t layers = config_.num_layers * config_.num_directions();
-  RecurrentState state;
-  state.h = torch::zeros({layers, batch, config_.hidden_size}, options);
-  if (HasCellState(config_.cell)) state.c = torch::zeros({layers, batch, config_.hidden_size}, options);
-  return state;
+  return ZeroState(config_, batch, options);
 }
 
 RecurrentState RecurrentStackImpl::GroupState(const RecurrentState& state, int64_t group) const {

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/zeros.h>
+
+#include "model/model_config.h"
 
 namespace distrnn::model {
 
@@ -18,5 +21,14 @@ struct RecurrentState {
     return {h.defined() ? h.detach() : h, c.defined() ? c.detach() : c};
   }
 };
+
+// The zero state of a stack of `config` for `batch` sequences (c only for LSTM-like cells).
+inline RecurrentState ZeroState(const StackConfig& config, int64_t batch, const at::TensorOptions& options) {
+  const int64_t layers = config.num_layers * config.num_directions();
+  RecurrentState state;
+  state.h = at::zeros({layers, batch, config.hidden_size}, options);
+  if (HasCellState(config.cell)) state.c = at::zeros({layers, batch, config.hidden_size}, options);
+  return state;
+}
 
 }  // namespace distrnn::model
