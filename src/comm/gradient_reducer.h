@@ -134,7 +134,8 @@ class GradientReducer {
   // that were replaced become views again), in place of the optimizer's zero_grad.
   void ZeroGradients();
   // The tensors that hold every parameter's gradient, for clipping: the bucket buffers
-  // when every gradient is its view, else each parameter's defined gradient.
+  // (plus each row-sparse parameter's own gradient) when every gradient is its view,
+  // else each parameter's defined gradient.
   std::vector<at::Tensor> FlatGradients() const;
 
   // Note [overlap with backward]. EnableOverlap() once (it registers the hooks; a world
