@@ -33,7 +33,8 @@
 # distrnn unless --allow_shared_gpu is given. Without GPUs: CPU ranks over MPI, as above.
 # Every NCCL_* variable and CUDA_VISIBLE_DEVICES of this shell reach every rank (-x).
 #
-# Environment: DISTRNN_BUILD_DIR (default build), MPIRUN (default mpirun),
+# Environment: DISTRNN_BUILD_DIR (default build), DISTRNN_BIN (the binary; default
+# $DISTRNN_BUILD_DIR/src/app/distrnn), MPIRUN (default mpirun),
 # MPIRUN_ARGS (extra mpirun options, e.g. "--hostfile launch/hostfile.example"),
 # DISTRNN_GPUS (GPUs per node; default: detected).
 set -euo pipefail
@@ -54,7 +55,7 @@ N="$1"; CONFIG="$2"; shift 2
 [ -f "$CONFIG" ] || { echo "$0: config '$CONFIG' not found" >&2; exit 2; }
 
 BUILD_DIR="${DISTRNN_BUILD_DIR:-build}"
-BINARY="$BUILD_DIR/src/app/distrnn"
+BINARY="${DISTRNN_BIN:-$BUILD_DIR/src/app/distrnn}"
 if [ ! -x "$BINARY" ]; then
   echo "[mpirun.sh] $BINARY missing: running launch/setup.sh" >&2
   DISTRNN_BUILD_DIR="$BUILD_DIR" launch/setup.sh

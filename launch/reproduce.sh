@@ -7,8 +7,12 @@
 #   launch/reproduce.sh ptb_small_dropout ptb_small_dropout --threads=1
 #   launch/reproduce.sh copy_lstm_s42 copy_lstm --seed=42 --threads=1
 #
+#   DISTRNN_RANKS=2 launch/reproduce.sh ptb_small_gru ptb_small_gru --threads=1
+#
 #   DISTRNN_BIN=path   the binary to run (default build/src/app/distrnn; long queues use a
 #                      copy so that rebuilding the tree does not change a queued run)
+#   DISTRNN_RANKS=N    N > 1 ranks through launch/mpirun.sh (default 1: one process)
+#   DISTRNN_RESULTS=d  the directory that holds the runs (default results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
@@ -21,19 +25,31 @@ if [ ! -f "configs/$CONFIG.flags" ]; then
   echo "reproduce: error: no config configs/$CONFIG.flags" >&2
   exit 2
 fi
-BIN="${DISTRNN_BIN:-build/src/app/distrnn}"
-[ -x "$BIN" ] || launch/setup.sh
-DIR="results/$RUN"
+RANKS="${DISTRNN_RANKS:-1}"
+if ! [[ "$RANKS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "reproduce: error: DISTRNN_RANKS must be a positive integer, got '$RANKS'" >&2
+  exit 2
+fi
+export DISTRNN_BIN="${DISTRNN_BIN:-build/src/app/distrnn}"
+[ -x "$DISTRNN_BIN" ] || launch/setup.sh
+DIR="${DISTRNN_RESULTS:-results}/$RUN"
 mkdir -p "$DIR"
+TRAIN=(train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@")
+if ((RANKS > 1)); then
+  LAUNCH=(launch/mpirun.sh "$RANKS" "configs/$CONFIG.flags" "${TRAIN[@]:2}")
+  SHOWN="DISTRNN_RANKS=$RANKS launch/mpirun.sh $RANKS configs/$CONFIG.flags"
+else
+  LAUNCH=("$DISTRNN_BIN" "${TRAIN[@]}")
+  SHOWN="distrnn train --flagfile=configs/$CONFIG.flags"
+fi
 {
   echo "# $(date -u +%FT%TZ) $(hostname) $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "# distrnn train --flagfile=configs/$CONFIG.flags --run_dir=$DIR --resume=auto $*"
-} >> "$DIR/train.log"
+  echo "# $SHOWN ${TRAIN[*]:2}"
+} | sed -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
 start=$SECONDS
 # The log is committed: no absolute paths of this machine in it.
 set +e
-"$BIN" train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@" 2>&1 |
-  sed -u -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
+"${LAUNCH[@]}" 2>&1 | sed -u -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
 status=${PIPESTATUS[0]}
 set -e
 echo "# exit $status after $((SECONDS - start)) s" >> "$DIR/train.log"
