@@ -10,7 +10,9 @@
 #   DISTRNN_RANKS=2 launch/reproduce.sh ptb_small_gru ptb_small_gru --threads=1
 #
 #   DISTRNN_BIN=path   the binary to run (default build/src/app/distrnn; long queues use a
-#                      copy so that rebuilding the tree does not change a queued run)
+#                      copy so that rebuilding the tree does not change a queued run; the
+#                      same goes for this script, which bash reads as it runs: editing it
+#                      under a running job breaks the job's epilogue)
 #   DISTRNN_RANKS=N    N > 1 ranks through launch/mpirun.sh (default 1: one process)
 #   DISTRNN_RESULTS=d  the directory that holds the runs (default results)
 set -euo pipefail
