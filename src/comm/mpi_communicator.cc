@@ -51,6 +51,25 @@ absl::StatusOr<MPI_Datatype> ReduceType(at::ScalarType t) {
   }
 }
 
+// MPI_Abort can itself hang: Open MPI's PMIx_Abort waits for the runtime to kill the
+// process, and two ranks aborting at once (every waiting rank's watchdog) have deadlocked
+// it (open-mpi/ompi#3225, ompi-release#101). A detached timer ends this process with
+// `code` if MPI_Abort has not within `backstop_s`; mpirun then sees a rank exit without
+// MPI_Finalize and ends the rest of the job itself.
+[[noreturn]] void AbortWithBackstop(MPI_Comm comm, int code, double backstop_s) {
+  std::thread([code, backstop_s] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(backstop_s));
+    // write(2), not the logger: its lock may be held by the thread stuck in MPI_Abort.
+    const std::string line = absl::StrFormat(
+        "[comm] MPI_Abort did not end pid %d within %g s; exiting with code %d\n", static_cast<int>(getpid()),
+        backstop_s, code);
+    [[maybe_unused]] const ssize_t written = write(STDERR_FILENO, line.data(), line.size());
+    std::_Exit(code);
+  }).detach();
+  MPI_Abort(comm, code);
+  std::_Exit(code);  // MPI_Abort does not return; be sure
+}
+
 MPI_Op ToMpiOp(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
 
 absl::Status RequireHost(const at::Tensor& tensor, absl::string_view what) {
@@ -193,8 +212,7 @@ void MpiCommunicator::WatchdogLoop() {
         call, rank_, world_size_, host_, static_cast<int>(getpid()), waited / 1e9,
         options_.collective_timeout_s, kWatchdogExitCode, grace.count() / 1e3));
     impl->cv.wait_for(lock, grace);
-    MPI_Abort(MPI_COMM_WORLD, kWatchdogExitCode);
-    std::_Exit(kWatchdogExitCode);
+    AbortWithBackstop(MPI_COMM_WORLD, kWatchdogExitCode, options_.abort_backstop_s);
   }
 }
 
@@ -384,8 +402,7 @@ void MpiCommunicator::Abort(int code) {
   // always delivered (4.1.4 sometimes drops it with an ORTE show_help unpack error).
   common::LogLine("comm", absl::StrFormat("rank %d/%d (host %s, pid %d) calls MPI_Abort: ending the job with code %d",
                                           rank_, world_size_, host_, static_cast<int>(getpid()), code));
-  MPI_Abort(impl_->comm != MPI_COMM_NULL ? impl_->comm : MPI_COMM_WORLD, code);
-  std::_Exit(code);  // MPI_Abort does not return; be sure
+  AbortWithBackstop(impl_->comm != MPI_COMM_NULL ? impl_->comm : MPI_COMM_WORLD, code, options_.abort_backstop_s);
 }
 
 }  // namespace distrnn::comm

@@ -24,6 +24,9 @@
 //   own, and the ranks without a line are the stalled ones. A peer
 //   that died is normally handled by mpirun (it kills the job when a rank exits non-zero
 //   or on a signal); the watchdog covers a peer that is alive but stuck.
+// - MPI_Abort (Abort() and the watchdog) has a backstop: if it has not ended the process
+//   within abort_backstop_s (Open MPI's abort can deadlock, notably when several ranks
+//   abort at once), the process _Exits with the same code and mpirun ends the rest.
 //
 // mpi.h is included only by mpi_communicator.cc: MPI handles are kept behind an opaque
 // struct so users of this header need no MPI include path.
@@ -43,6 +46,8 @@ struct MpiOptions {
   int64_t chunk_elements = INT_MAX;
   // > 0: abort the job when one collective takes longer than this many seconds.
   double collective_timeout_s = 0.0;
+  // Seconds MPI_Abort gets to end this process before it _Exits by itself.
+  double abort_backstop_s = 10.0;
 };
 
 class MpiCommunicator final : public Communicator {

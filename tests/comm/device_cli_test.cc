@@ -31,7 +31,7 @@ const char kTiny[] =
     " --copy_train_samples=16 --copy_test_samples=4 --eval_batch_size=4 --max_steps=1";
 
 std::string Mpiexec(int ranks) {
-  return std::string("timeout 120 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") + DISTRNN_MPIEXEC +
+  return std::string("timeout -k 10 120 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") + DISTRNN_MPIEXEC +
          " -n " + std::to_string(ranks) + " --oversubscribe ";
 }
 

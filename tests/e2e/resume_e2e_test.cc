@@ -49,7 +49,7 @@ class ResumeE2eTest : public ::testing::Test {
                              " --hidden_size=12 --num_layers=2 --dropout=0.3 --batch_size=6 --num_steps=5"
                              " --eval_batch_size=2 --threads=1 --log_every=1 --max_epochs=2 " + extra;
     if (ranks == 1) return testing::DistrnnBinary() + args;
-    return std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 ") + DISTRNN_MPIEXEC +
+    return std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 120 ") + DISTRNN_MPIEXEC +
            " -n " + std::to_string(ranks) + " --oversubscribe " + testing::DistrnnBinary() + args + " --comm=mpi";
   }
   void ExpectOk(const std::string& command, std::string* output = nullptr) const {

@@ -10,6 +10,9 @@
 //           collective): the watchdog must end the job
 //
 //   mpiexec -n 3 mpi_fault_main --mode=stall --collective_timeout_s=3
+//
+// --abort_backstop_s sets MpiOptions::abort_backstop_s (mpi_fault_main_hung_abort, whose
+// MPI_Abort hangs, tests that backstop).
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   const int fault_rank = std::atoi(FlagValue(argc, argv, "fault_rank", "1").c_str());
   distrnn::comm::MpiOptions options;
   options.collective_timeout_s = std::atof(FlagValue(argc, argv, "collective_timeout_s", "0").c_str());
+  options.abort_backstop_s = std::atof(FlagValue(argc, argv, "abort_backstop_s", "10").c_str());
   auto created = distrnn::comm::MpiCommunicator::Create(options);
   if (!created.ok()) {
     std::fprintf(stderr, "MPI set-up failed: %s\n", std::string(created.status().message()).c_str());

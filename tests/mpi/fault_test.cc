@@ -17,10 +17,10 @@ struct JobResult {
   std::string output;
 };
 
-JobResult RunFault(const std::string& mode, const std::string& extra = "") {
-  const std::string command = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 ") +
-                              DISTRNN_MPIEXEC + " --oversubscribe -n 3 " + DISTRNN_FAULT_MAIN + " --mode=" + mode +
-                              " " + extra;
+JobResult RunFault(const std::string& mode, const std::string& extra = "",
+                   const std::string& program = DISTRNN_FAULT_MAIN) {
+  const std::string command = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 60 ") +
+                              DISTRNN_MPIEXEC + " --oversubscribe -n 3 " + program + " --mode=" + mode + " " + extra;
   const auto start = std::chrono::steady_clock::now();
   JobResult run;
   run.exit_code = RunCommand(command, &run.output);
@@ -88,6 +88,26 @@ TEST(MpiFaults, RankReturningFromMainIsCaughtByTheWatchdog) {
   JobResult run = RunFault("return", "--collective_timeout_s=3");
   ExpectEndsFast(run, "return");
   ExpectContains(run, "[rank 1/3] [fault] simulated fault 'return'");
+}
+
+// Open MPI's MPI_Abort can deadlock (two watchdogs aborting at once hung this suite's
+// "return" case once in CI). With an MPI_Abort that never returns, the backstop must
+// still end the rank with the abort's code, and mpirun the rest of the job.
+TEST(MpiFaults, HungMpiAbortIsEndedByTheBackstop) {
+  JobResult run = RunFault("abort", "--abort_backstop_s=2", DISTRNN_FAULT_MAIN_HUNG_ABORT);
+  ExpectEndsFast(run, "abort with a hung MPI_Abort");
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  ExpectContains(run, "calls MPI_Abort: ending the job with code 3");
+  ExpectContains(run, "MPI_Abort did not end pid");
+  ExpectContains(run, "within 2 s; exiting with code 3");
+}
+
+TEST(MpiFaults, HungMpiAbortInTheWatchdogIsEndedByTheBackstop) {
+  JobResult run = RunFault("stall", "--collective_timeout_s=3 --abort_backstop_s=2", DISTRNN_FAULT_MAIN_HUNG_ABORT);
+  ExpectEndsFast(run, "stall with a hung MPI_Abort");
+  EXPECT_EQ(run.exit_code, 75) << run.output;
+  ExpectContains(run, "a peer rank is stalled or gone");
+  ExpectContains(run, "within 2 s; exiting with code 75");
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ class TrainFaultsTest : public ::testing::Test {
   }
   // Runs mpiexec with `ranks` (an MPMD list "cmd : cmd" or "-n N cmd").
   Job Run(const std::string& ranks) const {
-    const std::string command = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 ") +
+    const std::string command = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 60 ") +
                                 DISTRNN_MPIEXEC + " --oversubscribe " + ranks;
     Job job;
     auto start = std::chrono::steady_clock::now();

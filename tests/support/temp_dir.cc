@@ -3,11 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 namespace distrnn::testing {
@@ -31,15 +31,20 @@ std::string TempDir::WriteFile(const std::string& name, const std::string& conte
 }
 
 int RunCommand(const std::string& command, std::string* output) {
-  std::string full = command + " 2>&1";
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    if (output != nullptr) output->append(buffer.data(), n);
+  // Output goes to a file, not a pipe: a process the command leaves behind (an MPI rank
+  // its killed mpiexec did not take down) would otherwise hold the pipe open and hang
+  // the test after `timeout` has done its job.
+  std::string path = (std::filesystem::temp_directory_path() / "distrnn_run_XXXXXX").string();
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return -1;
+  close(fd);
+  const int status = std::system(("( " + command + " ) > '" + path + "' 2>&1 < /dev/null").c_str());
+  if (output != nullptr) {
+    std::ifstream in(path, std::ios::binary);
+    output->append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  int status = pclose(pipe);
+  std::remove(path.c_str());
+  if (status == -1) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
