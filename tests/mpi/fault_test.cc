@@ -1,6 +1,7 @@
 // Invariant 5, "no hangs": a rank that fails, dies or stalls mid-collective ends the
 // whole mpiexec job non-zero within 30 s, and the output names the rank and the cause.
-// Runs mpi_fault_main under `timeout 60 mpiexec -n 3` once per fault mode.
+// Runs mpi_fault_main (or mpi_fault_main_hung_abort) under `timeout -k 10 60 mpiexec -n 3`
+// once per fault mode.
 #include <gtest/gtest.h>
 
 #include <chrono>
