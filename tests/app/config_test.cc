@@ -141,6 +141,15 @@ TEST(ConfigTest, PtbLarge) {
   ExpectLrs(EpochLrs(p.trainer), Published(1 / 1.15, 14, 55));
 }
 
+TEST(ConfigTest, PtbSmallDropoutGentleDecaysByPoint8FromEpoch13) {
+  absl::FlagSaver saver;
+  Parsed p = ParseConfig("ptb_small_dropout_gentle.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
+  EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200);
+  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 12, 30));
+}
+
 TEST(ConfigTest, PtbSmallDropoutKeepsTheSmallModelAndDecaysFromEpoch20) {
   for (const auto& [name, base_lr] :
        {std::pair{"ptb_small_dropout.flags", 1.0}, std::pair{"ptb_small_gru_dropout.flags", 0.33}}) {
