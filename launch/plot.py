@@ -159,10 +159,12 @@ def plot_epochs(run_dir, records, out):
 def plot_compare(run_dirs, out, title):
     runs = [(os.path.basename(os.path.normpath(d)), read_metrics(d)) for d in run_dirs]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, records in runs:
+    # More runs than the default 10 colours: tab20, so no two curves share a colour.
+    colors = plt.cm.tab20.colors if len(runs) > 10 else plt.cm.tab10.colors
+    for (name, records), color in zip(runs, colors * (len(runs) // len(colors) + 1)):
         steps = last_per(records.get("progress", []), "global_step")
-        ax_loss.plot(*series(steps, "global_step", "loss"), lw=1, label=name)
-        ax_acc.plot(*series(steps, "global_step", "accuracy"), lw=1, label=name)
+        ax_loss.plot(*series(steps, "global_step", "loss"), lw=1, color=color, label=name)
+        ax_acc.plot(*series(steps, "global_step", "accuracy"), lw=1, color=color, label=name)
     for ax, label in ((ax_loss, "train loss"), (ax_acc, "train accuracy")):
         label_axes(ax, "step", label)
     ax_loss.legend(fontsize=7, ncol=2)
