@@ -27,6 +27,8 @@ ABSL_DECLARE_FLAG(int32_t, copy_train_length);
 ABSL_DECLARE_FLAG(int32_t, copy_test_symbols);
 ABSL_DECLARE_FLAG(int32_t, copy_test_length);
 ABSL_DECLARE_FLAG(int64_t, copy_train_samples);
+ABSL_DECLARE_FLAG(int32_t, vocab_size);
+ABSL_DECLARE_FLAG(int32_t, max_len);
 
 namespace distrnn::app {
 namespace {
@@ -190,6 +192,28 @@ TEST(ConfigTest, CopyConfigsHaveTheOriginalScale) {
     EXPECT_DOUBLE_EQ(p.trainer.lr.base_lr, 0.005) << cell;
     EXPECT_DOUBLE_EQ(p.trainer.clip_value, 1.0) << cell;
     EXPECT_TRUE(absl::StrContains(absl::GetFlag(FLAGS_cell), cell)) << cell;
+  }
+}
+
+// The original projects' small IMDB models: embedding 100, one layer of 10, dropout 0.5,
+// vocabulary 20,000, whole reviews, Adam 1e-3, 5 epochs, the last epoch tested.
+TEST(ConfigTest, ImdbSmallConfigsHaveTheOriginalModels) {
+  for (const char* cell : {"rnn", "gru", "lstm", "bilstm"}) {
+    absl::FlagSaver saver;
+    Parsed p = ParseConfig(absl::StrCat("imdb_small_", cell, ".flags"));
+    EXPECT_EQ(p.run.task, "imdb") << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_num_layers), 1) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 10) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_embedding_size), 100) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_vocab_size), 20000) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_max_len), 0) << cell;
+    EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.5) << cell;
+    EXPECT_EQ(absl::GetFlag(FLAGS_bidirectional), std::string(cell) == "bilstm") << cell;
+    EXPECT_EQ(p.trainer.optimizer, train::OptimizerKind::kAdam) << cell;
+    EXPECT_DOUBLE_EQ(p.trainer.lr.base_lr, 1e-3) << cell;
+    EXPECT_EQ(p.trainer.max_epochs, 5) << cell;
+    EXPECT_EQ(p.trainer.batch_size, 16) << cell;
+    EXPECT_TRUE(p.trainer.test_each_epoch) << cell;
   }
 }
 
