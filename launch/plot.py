@@ -161,7 +161,8 @@ def plot_compare(run_dirs, out, title):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
     # More runs than the default 10 colours: tab20, so no two curves share a colour.
     colors = plt.cm.tab20.colors if len(runs) > 10 else plt.cm.tab10.colors
-    for (name, records), color in zip(runs, colors * (len(runs) // len(colors) + 1)):
+    for i, (name, records) in enumerate(runs):
+        color = colors[i % len(colors)]
         steps = last_per(records.get("progress", []), "global_step")
         ax_loss.plot(*series(steps, "global_step", "loss"), lw=1, color=color, label=name)
         ax_acc.plot(*series(steps, "global_step", "accuracy"), lw=1, color=color, label=name)
