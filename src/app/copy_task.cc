@@ -28,6 +28,13 @@ ABSL_FLAG(int64_t, copy_test_samples, 1000,
           "copy: held-out samples scored at train and at test length (indices after the training ones).");
 ABSL_FLAG(double, copy_stop_accuracy, 0.0,
           "copy: stop after an epoch whose train-length whole-sequence accuracy reaches this (0: never).");
+ABSL_FLAG(int32_t, copy_curriculum_start, 0,
+          "copy: a curriculum over K starting at this many symbols, grown as the held-out copy is learnt (0: none).");
+ABSL_FLAG(int32_t, copy_curriculum_step, 5, "copy: how many symbols the curriculum adds when a level is learnt.");
+ABSL_FLAG(double, copy_curriculum_threshold, 0.95,
+          "copy: held-out copied-symbol accuracy at the level's K that moves the curriculum on (0: every epoch).");
+ABSL_FLAG(double, copy_curriculum_mix, 0.25,
+          "copy: share of training steps at a uniform random K in [1, --copy_train_symbols] under the curriculum.");
 ABSL_FLAG(int64_t, steps_per_epoch, 0, "copy: optimizer steps per epoch (0: --copy_train_samples / --batch_size).");
 
 namespace distrnn::app {
@@ -69,6 +76,13 @@ class PreparedCopyTask : public PreparedTask {
     rows.push_back({"steps per epoch / loss", absl::StrCat(t.EffectiveStepsPerEpoch(),
                                                            " / cross entropy, mean over all T*G positions")});
     rows.push_back({"stop at accuracy", t.stop_accuracy > 0 ? absl::StrCat(t.stop_accuracy) : "off"});
+    rows.push_back({"curriculum over K",
+                    t.curriculum.enabled()
+                        ? absl::StrCat("from K=", t.curriculum.start, ", +", t.curriculum.step, " when ",
+                                       100 * t.curriculum.threshold, "% of the held-out copy is right; ",
+                                       100 * t.curriculum.mix, "% of steps at a random K in [1, ",
+                                       t.train_spec.symbols, "]")
+                        : "off"});
     nlohmann::json meta = LmCheckpointMeta("copy", lm, data::CopyTaskVocabulary());
     meta["train_spec"] = SpecJson(t.train_spec);
     meta["test_spec"] = SpecJson(t.test_spec);
@@ -115,6 +129,10 @@ absl::StatusOr<std::unique_ptr<PreparedTask>> PrepareCopyTask(const RunOptions& 
   t.eval_batch_size = absl::GetFlag(FLAGS_eval_batch_size);
   t.steps_per_epoch = absl::GetFlag(FLAGS_steps_per_epoch);
   t.stop_accuracy = absl::GetFlag(FLAGS_copy_stop_accuracy);
+  t.curriculum.start = absl::GetFlag(FLAGS_copy_curriculum_start);
+  t.curriculum.step = absl::GetFlag(FLAGS_copy_curriculum_step);
+  t.curriculum.threshold = absl::GetFlag(FLAGS_copy_curriculum_threshold);
+  t.curriculum.mix = absl::GetFlag(FLAGS_copy_curriculum_mix);
   RETURN_IF_ERROR(t.Validate());
   return std::unique_ptr<PreparedTask>(std::move(prepared));
 }

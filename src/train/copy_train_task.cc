@@ -10,14 +10,22 @@
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "common/validation.h"
+#include "common/logging.h"
 #include "model/column_dropout.h"
+#include "train/checkpoint.h"
 #include "train/step_utils.h"
 
 namespace distrnn::train {
+namespace {
+
+constexpr char kCurriculumLevelTensor[] = "copy_curriculum_level";
+
+}  // namespace
 
 absl::Status CopyTaskConfig::Validate() const {
   RETURN_IF_ERROR(train_spec.Validate());
   RETURN_IF_ERROR(test_spec.Validate());
+  RETURN_IF_ERROR(curriculum.Validate(train_spec));
   RETURN_IF_ERROR(common::RequirePositive(train_samples, "copy_train_samples"));
   RETURN_IF_ERROR(common::RequirePositive(eval_samples, "copy_test_samples"));
   RETURN_IF_ERROR(common::RequirePositive(batch_size, "batch_size"));
@@ -99,7 +107,9 @@ absl::StatusOr<MicroBatchLoss> CopyTrainTask::Forward(int64_t /*step*/, int64_t 
   const int shard = shard_.index(micro);
   ASSIGN_OR_RETURN(std::vector<int64_t> indices,
                    CopyTrainIndices(global_step, config_.batch_size, config_.train_samples, shard, shard_.count()));
-  ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(config_.train_spec, config_.seed, indices));
+  const data::CopyTaskSpec spec = SpecWithSymbols(
+      config_.train_spec, CurriculumSymbols(config_.curriculum, level_, config_.train_spec, config_.seed, global_step));
+  ASSIGN_OR_RETURN(data::CopyBatch batch, data::MakeCopyBatch(spec, config_.seed, indices));
   LoadIds(batch.inputs, batch.steps, batch.batch, inputs_);
   LoadIds(batch.targets, batch.steps, batch.batch, targets_);
   // Built on the host, used on the model's device (pinned, non-blocking copy on CUDA).
@@ -123,8 +133,10 @@ absl::StatusOr<MicroBatchLoss> CopyTrainTask::Forward(int64_t /*step*/, int64_t 
 absl::StatusOr<Evaluation> CopyTrainTask::Evaluate(Split split) {
   if (split != Split::kValid) return absl::InvalidArgumentError("the copy task has no test split");
   Evaluation out;
-  const std::pair<const char*, const data::CopyTaskSpec*> lengths[] = {{"valid_", &config_.train_spec},
-                                                                       {"test_length_", &config_.test_spec}};
+  const data::CopyTaskSpec level_spec = SpecWithSymbols(config_.train_spec, level_);
+  std::vector<std::pair<const char*, const data::CopyTaskSpec*>> lengths = {{"valid_", &config_.train_spec},
+                                                                            {"test_length_", &config_.test_spec}};
+  if (config_.curriculum.enabled() && level_ < config_.train_spec.symbols) lengths.push_back({"level_", &level_spec});
   for (const auto& [prefix, spec] : lengths) {
     ASSIGN_OR_RETURN(CopyEvaluation e, EvaluateCopy(model_, *spec, config_.seed, config_.train_samples,
                                                     config_.eval_samples, config_.eval_batch_size));
@@ -135,11 +147,56 @@ absl::StatusOr<Evaluation> CopyTrainTask::Evaluate(Split split) {
     out[p + "copy_accuracy"] = e.accuracy.copy_accuracy();
     out[p + "sequence_accuracy"] = e.accuracy.sequence_accuracy();
   }
+  if (config_.curriculum.enabled()) {
+    out["curriculum_level"] = static_cast<double>(level_);
+    // At the full length the level's figures are valid_'s: not scored twice.
+    out.emplace("level_step_accuracy", out.at("valid_step_accuracy"));
+  }
   return out;
 }
 
 bool CopyTrainTask::ShouldStop(const Evaluation& valid) const {
   return config_.stop_accuracy > 0.0 && valid.at("valid_sequence_accuracy") >= config_.stop_accuracy;
+}
+
+absl::Status CopyTrainTask::AfterEpochEvaluation(const Evaluation& valid) {
+  if (!config_.curriculum.enabled()) return absl::OkStatus();
+  const auto accuracy = valid.find("level_step_accuracy");
+  if (accuracy == valid.end()) return absl::InternalError("copy curriculum: the evaluation has no level_step_accuracy");
+  const int64_t next = NextCurriculumLevel(config_.curriculum, level_, config_.train_spec, accuracy->second);
+  if (next != level_) {
+    common::Log0(absl::StrCat("[copy] curriculum: K=", level_, " -> K=", next, " (held-out copied symbols at K=",
+                              level_, ": ", absl::SixDigits(100.0 * accuracy->second), "% >= ",
+                              absl::SixDigits(100.0 * config_.curriculum.threshold), "%)"));
+  }
+  level_ = next;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> CopyTrainTask::GatherCarriedState(
+    comm::Communicator&) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (config_.curriculum.enabled()) out.emplace_back(kCurriculumLevelTensor, at::full({1}, level_, at::kLong));
+  return out;
+}
+
+absl::Status CopyTrainTask::RestoreCarriedState(const CheckpointReader& checkpoint) {
+  if (!config_.curriculum.enabled()) return absl::OkStatus();
+  const std::vector<std::string>& names = checkpoint.tensor_names();
+  if (std::find(names.begin(), names.end(), kCurriculumLevelTensor) == names.end()) {
+    common::Log0(absl::StrCat("[copy] curriculum: ", checkpoint.name(),
+                              " was trained without one; starting it at K=", level_));
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(at::Tensor level, checkpoint.Tensor(kCurriculumLevelTensor));
+  const int64_t k = level.numel() == 1 && level.scalar_type() == at::kLong ? level.item<int64_t>() : -1;
+  if (k < 1 || k > config_.train_spec.symbols) {
+    return absl::InvalidArgumentError(absl::StrCat(checkpoint.name(), ": curriculum level ", k,
+                                                   " is not in [1, --copy_train_symbols=", config_.train_spec.symbols,
+                                                   "]"));
+  }
+  level_ = k;
+  return absl::OkStatus();
 }
 
 }  // namespace distrnn::train

@@ -7,7 +7,9 @@
 // T*G positions of the global batch (every step counts, the blanks too).
 // Evaluation (rank 0): the held-out samples at the train length ("valid_*") and at the
 // longer test length ("test_length_*"), the whole sequence in one forward pass so the
-// state carries across the longer sequence.
+// state carries across the longer sequence. With a curriculum (train/copy_curriculum.h)
+// step k trains on K_k symbols instead of K, and the evaluation adds the level
+// ("curriculum_level") and the held-out figures at its length ("level_*").
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "data/copy_task.h"
 #include "model/language_model.h"
+#include "train/copy_curriculum.h"
 #include "train/train_task.h"
 
 namespace distrnn::train {
@@ -31,6 +34,7 @@ struct CopyTaskConfig {
   int64_t eval_batch_size = 250;
   int64_t steps_per_epoch = 0;     // 0: ceil(train_samples / G)
   double stop_accuracy = 0.0;      // stop after an epoch whose train-length sequence accuracy reaches this (0: never)
+  CopyCurriculum curriculum;       // off unless curriculum.start > 0
 
   absl::Status Validate() const;
   int64_t EffectiveStepsPerEpoch() const {
@@ -67,15 +71,22 @@ class CopyTrainTask : public TrainTask {
   absl::StatusOr<Evaluation> Evaluate(Split split) override;
   SelectionMetric selection_metric() const override { return {"valid_loss", false}; }
   bool ShouldStop(const Evaluation& valid) const override;
+  absl::Status AfterEpochEvaluation(const Evaluation& valid) override;
+  absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> GatherCarriedState(
+      comm::Communicator& comm) override;
+  absl::Status RestoreCarriedState(const CheckpointReader& checkpoint) override;
+  int64_t curriculum_level() const { return level_; }
 
  private:
   CopyTrainTask(model::LanguageModel model, CopyTaskConfig config, Shard shard, nlohmann::json meta)
-      : model_(std::move(model)), config_(config), shard_(shard), meta_(std::move(meta)) {}
+      : model_(std::move(model)), config_(config), shard_(shard), meta_(std::move(meta)),
+        level_(config_.curriculum.start) {}
 
   model::LanguageModel model_;
   CopyTaskConfig config_;
   Shard shard_;
   nlohmann::json meta_;
+  int64_t level_;  // the curriculum's K_c (0 without a curriculum)
   at::Tensor inputs_, targets_;
 };
 

@@ -104,6 +104,10 @@ class TrainTask {
   // Must include "valid_loss" (the plateau schedule reads it) and the selection metric.
   virtual SelectionMetric selection_metric() const = 0;
   virtual bool ShouldStop(const Evaluation& valid) const { return false; }
+  // Every rank, after a complete epoch's evaluation (rank 0's figures, broadcast, so the
+  // same everywhere) and before its checkpoint: state the task derives from them, e.g.
+  // the copy task's curriculum level.
+  virtual absl::Status AfterEpochEvaluation(const Evaluation& valid) { return absl::OkStatus(); }
   // Train the last epoch's model or restore the best one before testing.
   virtual bool RestoreBestAtEnd() const { return false; }
 

@@ -604,6 +604,7 @@ absl::Status Trainer::State::Evaluate(bool epoch_complete, bool& stop) {
   for (const auto& [name, value] : decision.valid) record[name] = value;
   metrics.Write(record);
   if (epoch_complete) {
+    RETURN_IF_ERROR(task.AfterEpochEvaluation(decision.valid));
     progress.schedule_best_loss = schedule.best_loss();
     ++progress.epoch;
     progress.step = 0;

@@ -83,6 +83,31 @@ TEST_F(CopyCliTest, BadCountsAndOptimizerSettings) {
   ExpectBadInput(TrainArgs() + " --copy_stop_accuracy=2", "--copy_stop_accuracy must be in [0, 1]");
   ExpectBadInput(TrainArgs() + " --bidirectional", "--bidirectional is for classification");
   ExpectBadInput(TrainArgs() + " --copy_train_symbols=x", "copy_train_symbols");
+  ExpectBadInput(TrainArgs() + " --copy_curriculum_start=4", "--copy_curriculum_start must be in [0, 3]");
+  ExpectBadInput(TrainArgs() + " --copy_curriculum_start=1 --copy_curriculum_step=0",
+                 "--copy_curriculum_step must be >= 1");
+  ExpectBadInput(TrainArgs() + " --copy_curriculum_start=1 --copy_curriculum_threshold=1.5",
+                 "--copy_curriculum_threshold must be in [0, 1]");
+  ExpectBadInput(TrainArgs() + " --copy_curriculum_start=1 --copy_curriculum_mix=-0.1",
+                 "--copy_curriculum_mix must be in [0, 1]");
+}
+
+// A curriculum from K=1 in steps of 1 with threshold 0 (a fixed schedule): the level
+// grows after each epoch, is logged, and the held-out figures at its length are reported.
+TEST_F(CopyCliTest, CurriculumGrowsTheLevelAfterEachLearntEpoch) {
+  std::string output;
+  ASSERT_EQ(Run(TrainArgs() + " --max_epochs=3 --copy_curriculum_start=1 --copy_curriculum_step=1"
+                              " --copy_curriculum_threshold=0 --copy_curriculum_mix=0",
+                &output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("from K=1, +1 when"));
+  EXPECT_THAT(output, HasSubstr("| curriculum_level 1.0000 |"));
+  EXPECT_THAT(output, HasSubstr("curriculum: K=1 -> K=2 (held-out copied symbols at K=1: "));
+  EXPECT_THAT(output, HasSubstr("curriculum: K=2 -> K=3"));
+  EXPECT_THAT(output, HasSubstr("| level_step_accuracy "));
+  // At the full K (3, reached after two epochs) the level's figures are the valid ones.
+  EXPECT_THAT(output, HasSubstr("| curriculum_level 3.0000 |"));
 }
 
 }  // namespace

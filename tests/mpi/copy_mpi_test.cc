@@ -31,7 +31,8 @@ model::LanguageModelConfig CopyModelConfig(model::CellType cell, double dropout)
   return c;
 }
 
-CopyTaskConfig TaskConfig() {
+// With `curriculum`, K grows from 1 each epoch and a quarter of the steps draw a random K.
+CopyTaskConfig TaskConfig(bool curriculum = false) {
   CopyTaskConfig c;
   c.train_spec = {4, 1, 3};
   c.test_spec = {7, 1, 7};
@@ -41,6 +42,7 @@ CopyTaskConfig TaskConfig() {
   c.batch_size = kGlobalBatch;
   c.eval_batch_size = 16;
   c.steps_per_epoch = 8;
+  if (curriculum) c.curriculum = {1, 1, 0.0, 0.25};
   return c;
 }
 
@@ -63,23 +65,23 @@ using CopyRun = testing::TrainedModel;
 
 // Collective on `comm`.
 CopyRun TrainCopy(comm::Communicator& comm, uint64_t init_seed, model::CellType cell, double dropout,
-                  const TrainerConfig& config) {
+                  const TrainerConfig& config, bool curriculum) {
   CopyRun run;
   torch::manual_seed(init_seed);
   run.model = model::LanguageModel(CopyModelConfig(cell, dropout));
   run.result = testing::RunTrainer(comm,
-                                   CopyTrainTask::Create(run.model, TaskConfig(),
+                                   CopyTrainTask::Create(run.model, TaskConfig(curriculum),
                                                          Shard{comm.rank(), comm.world_size(), config.micro_batches},
                                                          {{"task", "test_copy"}}),
                                    config);
   return run;
 }
 
-void ExpectMatchesOneProcess(model::CellType cell, double dropout) {
+void ExpectMatchesOneProcess(model::CellType cell, double dropout, bool curriculum = false) {
   comm::Communicator& world = testing::WorldComm();
   const TrainerConfig config = CopyTrainerConfig();
   // Every rank seeds differently: only the broadcast of rank 0's parameters makes them equal.
-  CopyRun distributed = TrainCopy(world, 200 + world.rank(), cell, dropout, config);
+  CopyRun distributed = TrainCopy(world, 200 + world.rank(), cell, dropout, config, curriculum);
   auto agree = comm::ReplicasAgree(world, distributed.parameters());
   const double valid_loss = distributed.result.ok() && distributed.result->last_valid.count("valid_loss")
                                 ? distributed.result->last_valid.at("valid_loss")
@@ -87,7 +89,7 @@ void ExpectMatchesOneProcess(model::CellType cell, double dropout) {
   auto same_valid = testing::SameOnEveryRank(world, valid_loss);
   // The reference: one process, global batch G, initialised like rank 0.
   comm::LocalCommunicator local;
-  CopyRun reference = TrainCopy(local, 200, cell, dropout, config);
+  CopyRun reference = TrainCopy(local, 200, cell, dropout, config, curriculum);
 
   ASSERT_NO_FATAL_FAILURE(testing::ExpectTrainedAndAgreed(distributed.result.status(), reference.result.status(),
                                                           agree, same_valid));
@@ -99,8 +101,12 @@ void ExpectMatchesOneProcess(model::CellType cell, double dropout) {
   // Rank 0's evaluation at both lengths (loss, step/copy/sequence accuracy), as every rank received it.
   testing::ExpectSameFigures(distributed.result->last_valid, reference.result->last_valid, "last valid");
   EXPECT_TRUE(distributed.result->last_valid.count("test_length_loss"));
-  // The model learned something: the loss fell.
-  EXPECT_LT(reference.result->step_losses.back(), reference.result->step_losses.front());
+  if (curriculum) {
+    EXPECT_EQ(distributed.result->last_valid.at("curriculum_level"), 3.0);
+  } else {
+    // The model learned something: the loss fell (under a curriculum K grows instead).
+    EXPECT_LT(reference.result->step_losses.back(), reference.result->step_losses.front());
+  }
 }
 
 TEST(CopyTrainingMpi, LstmMatchesOneProcessWithTheSameGlobalBatch) {
@@ -110,6 +116,12 @@ TEST(CopyTrainingMpi, LstmMatchesOneProcessWithTheSameGlobalBatch) {
 TEST(CopyTrainingMpi, LstmWithDropoutMatchesOneProcess) { ExpectMatchesOneProcess(model::CellType::kLstm, 0.25); }
 
 TEST(CopyTrainingMpi, MlstmWithDropoutMatchesOneProcess) { ExpectMatchesOneProcess(model::CellType::kMlstm, 0.25); }
+
+// The curriculum's K per step and its level (rank 0's evaluation, broadcast) are the same
+// on every rank and world size: epoch 3 is evaluated at level 3 everywhere.
+TEST(CopyTrainingMpi, CurriculumMatchesOneProcess) {
+  ExpectMatchesOneProcess(model::CellType::kLstm, 0.0, /*curriculum=*/true);
+}
 
 // A global batch the ranks cannot split evenly is refused on every rank alike (no hang):
 // by the task, and by the Trainer before its first collective.

@@ -103,6 +103,71 @@ TEST(CopyTaskConfigTest, Validate) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CopyCurriculumTest, ValidateNamesTheFlag) {
+  const data::CopyTaskSpec full{10, 1, 10};
+  EXPECT_TRUE(CopyCurriculum{}.Validate(full).ok());  // off
+  EXPECT_TRUE((CopyCurriculum{10, 1, 1.0, 1.0}).Validate(full).ok());
+  auto message = [&](CopyCurriculum c) { return std::string(c.Validate(full).message()); };
+  EXPECT_NE(message({11, 5, 0.95, 0.25}).find("--copy_curriculum_start must be in [0, 10]"), std::string::npos);
+  EXPECT_NE(message({-1, 5, 0.95, 0.25}).find("--copy_curriculum_start"), std::string::npos);
+  EXPECT_NE(message({2, 0, 0.95, 0.25}).find("--copy_curriculum_step"), std::string::npos);
+  EXPECT_NE(message({2, 5, -0.1, 0.25}).find("--copy_curriculum_threshold"), std::string::npos);
+  EXPECT_NE(message({2, 5, 1.5, 0.25}).find("--copy_curriculum_threshold"), std::string::npos);
+  EXPECT_NE(message({2, 5, 0.95, 1.5}).find("--copy_curriculum_mix"), std::string::npos);
+  CopyTaskConfig c = TinyCopy();
+  c.curriculum.start = 4;  // K is 3
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CopyCurriculumTest, SpecWithSymbolsKeepsTheDelayAndCopiesAtMostL) {
+  const data::CopyTaskSpec full{100, 3, 80};
+  const data::CopyTaskSpec small = SpecWithSymbols(full, 10);
+  EXPECT_EQ(small.symbols, 10);
+  EXPECT_EQ(small.delimiters, 3);
+  EXPECT_EQ(small.copy_length, 10);
+  EXPECT_EQ(SpecWithSymbols(full, 90).copy_length, 80);
+}
+
+// K_k is a function of (seed, step) and the level alone; a share `mix` of the steps is
+// uniform over [1, K], the rest at the level.
+TEST(CopyCurriculumTest, SymbolsPerStepFollowTheLevelAndTheMix) {
+  const data::CopyTaskSpec full{20, 1, 20};
+  EXPECT_EQ(CurriculumSymbols({}, 0, full, 1, 5), 20);  // no curriculum: always K
+  const CopyCurriculum pure{4, 2, 0.9, 0.0};
+  for (int64_t step = 0; step < 100; ++step) EXPECT_EQ(CurriculumSymbols(pure, 6, full, 1, step), 6);
+
+  const CopyCurriculum mixed{4, 2, 0.9, 0.25};
+  constexpr int kSteps = 20000;
+  int at_level = 0, differs_by_seed = 0;
+  std::vector<int> seen(21, 0);
+  for (int64_t step = 0; step < kSteps; ++step) {
+    const int64_t k = CurriculumSymbols(mixed, 6, full, 1, step);
+    ASSERT_GE(k, 1);
+    ASSERT_LE(k, 20);
+    EXPECT_EQ(k, CurriculumSymbols(mixed, 6, full, 1, step));  // the same on every call (every rank)
+    ++seen[k];
+    at_level += k == 6;
+    differs_by_seed += k != CurriculumSymbols(mixed, 6, full, 2, step);
+  }
+  // 0.75 + 0.25 / 20 of the steps at the level; the uniform part reaches every K.
+  EXPECT_NEAR(static_cast<double>(at_level) / kSteps, 0.7625, 0.015);
+  for (int k = 1; k <= 20; ++k) {
+    if (k != 6) EXPECT_NEAR(seen[k], kSteps * 0.25 / 20, 60) << "K=" << k;  // 250 expected, sd ~15
+  }
+  EXPECT_GT(differs_by_seed, kSteps / 5);
+}
+
+TEST(CopyCurriculumTest, LevelGrowsOnlyWhenLearntAndStopsAtK) {
+  const data::CopyTaskSpec full{12, 1, 12};
+  const CopyCurriculum c{2, 4, 0.9, 0.25};
+  EXPECT_EQ(NextCurriculumLevel(c, 2, full, 0.89), 2);
+  EXPECT_EQ(NextCurriculumLevel(c, 2, full, 0.9), 6);
+  EXPECT_EQ(NextCurriculumLevel(c, 10, full, 1.0), 12);
+  EXPECT_EQ(NextCurriculumLevel(c, 12, full, 1.0), 12);
+  EXPECT_EQ(NextCurriculumLevel({}, 0, full, 1.0), 0);  // off
+  EXPECT_EQ(NextCurriculumLevel({2, 4, 0.0, 0.25}, 2, full, 0.0), 6);  // threshold 0: every epoch
+}
+
 // EvaluateCopy against the definition: argmax per step scored by hand, mean cross
 // entropy over all positions; and the result does not depend on the eval batch size.
 TEST(EvaluateCopyTest, MatchesHandComputationAndIgnoresBatchSize) {
@@ -234,6 +299,38 @@ TEST(CopyTrainerTest, StopsAfterTheFirstEpochReachingTheTargetAccuracy) {
   for (size_t i = 0; i + 1 < valids.size(); ++i) {
     EXPECT_LT(valids[i]["valid_sequence_accuracy"].get<double>(), 0.9) << "epoch " << i + 1;
   }
+}
+
+// Under a curriculum each epoch is evaluated at its level, and the level grows by `step`
+// exactly after the epochs whose held-out copy at that level reached the threshold.
+TEST(CopyTrainerTest, CurriculumLevelFollowsTheHeldOutAccuracy) {
+  torch::manual_seed(7);
+  model::LanguageModel model(CopyLstm(32));
+  CopyTaskConfig config = TinyCopy();
+  config.train_spec = {6, 1, 6};
+  config.steps_per_epoch = 60;
+  config.curriculum = {1, 1, 0.9, 0.25};
+  auto task = MakeTask(model, config);
+  distrnn::testing::TempDir dir;
+  TrainerConfig tc = AdamConfig(config.batch_size);
+  tc.max_epochs = 8;
+  tc.run_dir = dir.Join("run");
+  comm::LocalCommunicator comm;
+  auto result = Trainer(comm, *task, tc).Run();
+  ASSERT_TRUE(result.ok()) << result.status();
+  const auto valids = fixtures::ReadMetrics(tc.run_dir, "valid");
+  ASSERT_EQ(valids.size(), 8u);
+  int grown = 0;
+  for (size_t i = 0; i < valids.size(); ++i) {
+    const double level = valids[i]["curriculum_level"].get<double>();
+    const double accuracy = valids[i]["level_step_accuracy"].get<double>();
+    const double next = i + 1 < valids.size() ? valids[i + 1]["curriculum_level"].get<double>()
+                                              : static_cast<double>(task->curriculum_level());
+    EXPECT_EQ(next, accuracy >= 0.9 ? std::min(level + 1, 6.0) : level) << "epoch " << i + 1;
+    grown += next > level;
+  }
+  EXPECT_EQ(valids[0]["curriculum_level"].get<double>(), 1.0);
+  EXPECT_GE(grown, 2);  // the tiny LSTM learns the short copies within a few epochs
 }
 
 }  // namespace

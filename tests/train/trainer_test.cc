@@ -99,8 +99,10 @@ TrainerConfig LmConfig() {
 
 // Copy: the same architecture as LmModel but the copy vocabulary, Adam (whose moments
 // must survive a resume), 4 steps per epoch.
-TaskFactory CopyFactory() {
-  return [](uint64_t init_seed) -> std::unique_ptr<TrainTask> {
+// With `curriculum`, K grows from 1 by one symbol per epoch (threshold 0) and a quarter of
+// the steps draw a random K: the level must survive a resume too.
+TaskFactory CopyFactory(bool curriculum = false) {
+  return [=](uint64_t init_seed) -> std::unique_ptr<TrainTask> {
     torch::manual_seed(init_seed);
     model::LanguageModelConfig lm = LmModel();
     lm.vocab_size = data::kCopyVocabSize;
@@ -114,6 +116,7 @@ TaskFactory CopyFactory() {
     config.batch_size = 8;
     config.eval_batch_size = 20;
     config.steps_per_epoch = 4;
+    if (curriculum) config.curriculum = {1, 1, 0.0, 0.25};
     auto task = CopyTrainTask::Create(model, config, {}, fixtures::LmMeta("copy", model->config()));
     EXPECT_TRUE(task.ok()) << task.status();
     return std::move(*task);
@@ -267,6 +270,14 @@ TEST(TrainerResumeTest, CopyWithAdamResumesBitExactlyInsideAnEpoch) {
 
 TEST(TrainerResumeTest, CopyResumesBitExactlyFromAnEpochEnd) {
   ExpectResumeFromEpochEnd(CopyFactory(), AdamConfig(8), 4);
+}
+
+TEST(TrainerResumeTest, CopyCurriculumResumesBitExactlyInsideAndAfterAnEpoch) {
+  TrainerConfig config = AdamConfig(8);
+  ExpectBitExactResume(CopyFactory(/*curriculum=*/true), config, 3);
+  // Epoch 2 trains at level 2, which only the checkpoint of epoch 1 knows: restarted at
+  // the start level the resumed losses would differ.
+  ExpectResumeFromEpochEnd(CopyFactory(/*curriculum=*/true), config, 4);
 }
 
 TEST(TrainerResumeTest, ClassificationResumesBitExactlyInsideAnEpoch) {
