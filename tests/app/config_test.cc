@@ -28,6 +28,9 @@ ABSL_DECLARE_FLAG(int32_t, copy_test_symbols);
 ABSL_DECLARE_FLAG(int32_t, copy_test_length);
 ABSL_DECLARE_FLAG(int64_t, copy_train_samples);
 ABSL_DECLARE_FLAG(int32_t, vocab_size);
+ABSL_DECLARE_FLAG(int32_t, copy_curriculum_start);
+ABSL_DECLARE_FLAG(int32_t, copy_curriculum_step);
+ABSL_DECLARE_FLAG(double, copy_curriculum_threshold);
 ABSL_DECLARE_FLAG(int32_t, max_len);
 
 namespace distrnn::app {
@@ -193,6 +196,31 @@ TEST(ConfigTest, CopyConfigsHaveTheOriginalScale) {
     EXPECT_DOUBLE_EQ(p.trainer.clip_value, 1.0) << cell;
     EXPECT_TRUE(absl::StrContains(absl::GetFlag(FLAGS_cell), cell)) << cell;
   }
+}
+
+// The curriculum run keeps the original task and model and adds the curriculum.
+TEST(ConfigTest, CopyLstmCurriculumIsTheOriginalTaskWithACurriculum) {
+  absl::FlagSaver saver;
+  Parsed p = ParseConfig("copy_lstm_curriculum.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
+  EXPECT_EQ(absl::GetFlag(FLAGS_copy_train_symbols), 100);
+  EXPECT_EQ(absl::GetFlag(FLAGS_copy_train_length), 100);
+  EXPECT_EQ(absl::GetFlag(FLAGS_copy_test_symbols), 500);
+  EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 256);
+  EXPECT_EQ(p.trainer.batch_size, 64);
+  EXPECT_DOUBLE_EQ(p.trainer.lr.base_lr, 0.005);
+  EXPECT_EQ(absl::GetFlag(FLAGS_copy_curriculum_start), 5);
+  EXPECT_EQ(absl::GetFlag(FLAGS_copy_curriculum_step), 5);
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_copy_curriculum_threshold), 0.95);
+}
+
+// PTB small LSTM with dropout at twice ptb_small's lr, decayed like the gentle run.
+TEST(ConfigTest, PtbSmallDropoutLr2DoublesTheGentleRunsRate) {
+  absl::FlagSaver saver;
+  Parsed p = ParseConfig("ptb_small_dropout_lr2.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
+  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 12, 30, 2.0));
 }
 
 // The original projects' small IMDB models: embedding 100, one layer of 10, dropout 0.5,
