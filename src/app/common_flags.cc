@@ -39,6 +39,9 @@ ABSL_FLAG(int32_t, hidden_size, 200, "Hidden units per layer (and direction).");
 ABSL_FLAG(int32_t, embedding_size, 0, "Embedding size (0: same as --hidden_size).");
 ABSL_FLAG(double, dropout, 0.0, "Dropout on non-recurrent connections (Zaremba).");
 ABSL_FLAG(double, init_scale, 0.1, "Parameters are initialised uniformly in [-init_scale, init_scale].");
+ABSL_FLAG(std::string, init, "uniform",
+          "Language models: uniform (every parameter in +-init_scale) or torch (libtorch's per-module defaults, as a "
+          "PyTorch script: embedding N(0, 1), recurrent and decoder weights U(+-1/sqrt(fan in))).");
 ABSL_FLAG(bool, bidirectional, false, "Bidirectional recurrent stack (classification).");
 
 ABSL_FLAG(int32_t, batch_size, 20, "Global batch size, split evenly over ranks.");
@@ -159,6 +162,11 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags() {
   return stack;
 }
 
+std::string InitText(const model::LanguageModelConfig& lm) {
+  return lm.torch_init ? "libtorch defaults (embedding N(0, 1), weights U(+-1/sqrt(fan in)))"
+                       : absl::StrCat("uniform +-", lm.init_scale);
+}
+
 absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const std::string& what) {
   model::LanguageModelConfig lm;
   ASSIGN_OR_RETURN(lm.stack, StackConfigFromFlags());
@@ -169,6 +177,11 @@ absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const st
   lm.embedding_size = lm.stack.input_size;
   lm.dropout = absl::GetFlag(FLAGS_dropout);
   lm.init_scale = absl::GetFlag(FLAGS_init_scale);
+  const std::string init = absl::GetFlag(FLAGS_init);
+  if (init != "uniform" && init != "torch") {
+    return absl::InvalidArgumentError(absl::StrCat("--init must be uniform or torch, got '", init, "'"));
+  }
+  lm.torch_init = init == "torch";
   lm.vocab_size = 1;
   return lm;
 }

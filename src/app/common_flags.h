@@ -19,6 +19,7 @@ ABSL_DECLARE_FLAG(int32_t, hidden_size);
 ABSL_DECLARE_FLAG(int32_t, embedding_size);
 ABSL_DECLARE_FLAG(double, dropout);
 ABSL_DECLARE_FLAG(double, init_scale);
+ABSL_DECLARE_FLAG(std::string, init);
 ABSL_DECLARE_FLAG(bool, bidirectional);
 ABSL_DECLARE_FLAG(int32_t, batch_size);
 ABSL_DECLARE_FLAG(int32_t, eval_batch_size);
@@ -75,6 +76,8 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags();
 // vocab_size is 1 until the data is read. `what` names the task in the error for
 // --bidirectional.
 absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const std::string& what);
+// How the language model's parameters start, for the configuration table.
+std::string InitText(const model::LanguageModelConfig& lm);
 
 // Checks of flags every task shares (positive sizes, ranges).
 absl::Status ValidateCommonFlags();

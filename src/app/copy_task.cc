@@ -72,7 +72,7 @@ class PreparedCopyTask : public PreparedTask {
     rows.push_back({"model", absl::StrCat(model::CellTypeName(lm.stack.cell), " ", lm.stack.num_layers, "x",
                                           lm.stack.hidden_size, ", embedding ", lm.embedding_size, ", vocabulary ",
                                           lm.vocab_size, ", ", parameters, " parameters")});
-    rows.push_back({"init / dropout", absl::StrCat("uniform +-", lm.init_scale, " / ", lm.dropout)});
+    rows.push_back({"init / dropout", absl::StrCat(InitText(lm), " / ", lm.dropout)});
     rows.push_back({"steps per epoch / loss", absl::StrCat(t.EffectiveStepsPerEpoch(),
                                                            " / cross entropy, mean over all T*G positions")});
     rows.push_back({"stop at accuracy", t.stop_accuracy > 0 ? absl::StrCat(t.stop_accuracy) : "off"});

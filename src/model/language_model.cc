@@ -20,6 +20,11 @@ LanguageModelImpl::LanguageModelImpl(const LanguageModelConfig& config) : config
     decoder_ = register_module("decoder", torch::nn::Linear(features, config.vocab_size));
   }
   torch::NoGradGuard no_grad;
+  if (config.torch_init) {
+    // The modules initialised themselves on construction; only the bare bias is ours.
+    if (tied_bias_.defined()) tied_bias_.zero_();
+    return;
+  }
   for (auto& p : parameters()) p.uniform_(-config.init_scale, config.init_scale);
 }
 

@@ -34,6 +34,10 @@ struct LanguageModelConfig {
   StackConfig stack;       // input_size = embedding_size
   double dropout = 0.0;    // on the embedding output and the stack output
   double init_scale = 0.1; // every parameter ~ U(-init_scale, init_scale)
+  // Instead of init_scale: libtorch's own initialisation of each module, what a PyTorch
+  // script gets (embedding N(0, 1); recurrent and decoder weights and biases
+  // U(+-1/sqrt(fan in)); a tied decoder's bias 0).
+  bool torch_init = false;
   bool tie_weights = false;
 
   absl::Status Validate() const;

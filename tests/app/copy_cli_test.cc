@@ -83,6 +83,7 @@ TEST_F(CopyCliTest, BadCountsAndOptimizerSettings) {
   ExpectBadInput(TrainArgs() + " --copy_stop_accuracy=2", "--copy_stop_accuracy must be in [0, 1]");
   ExpectBadInput(TrainArgs() + " --bidirectional", "--bidirectional is for classification");
   ExpectBadInput(TrainArgs() + " --copy_train_symbols=x", "copy_train_symbols");
+  ExpectBadInput(TrainArgs() + " --init=xavier", "--init must be uniform or torch, got 'xavier'");
   ExpectBadInput(TrainArgs() + " --copy_curriculum_start=4", "--copy_curriculum_start must be in [0, 3]");
   ExpectBadInput(TrainArgs() + " --copy_curriculum_start=1 --copy_curriculum_step=0",
                  "--copy_curriculum_step must be >= 1");
@@ -90,6 +91,12 @@ TEST_F(CopyCliTest, BadCountsAndOptimizerSettings) {
                  "--copy_curriculum_threshold must be in [0, 1]");
   ExpectBadInput(TrainArgs() + " --copy_curriculum_start=1 --copy_curriculum_mix=-0.1",
                  "--copy_curriculum_mix must be in [0, 1]");
+}
+
+TEST_F(CopyCliTest, TorchInitIsUsedAndShown) {
+  std::string output;
+  ASSERT_EQ(Run(TrainArgs() + " --init=torch", &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("| init / dropout               | libtorch defaults (embedding N(0, 1)"));
 }
 
 // A curriculum from K=1 in steps of 1 with threshold 0 (a fixed schedule): the level

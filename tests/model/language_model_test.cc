@@ -72,6 +72,35 @@ TEST(LanguageModelTest, ParametersInitialisedWithinInitScale) {
   }
 }
 
+// --init=torch: what a PyTorch script's modules start from: the embedding N(0, 1), every
+// recurrent and decoder parameter U(+-1/sqrt(fan in)), which the uniform init would not give.
+TEST(LanguageModelTest, TorchInitKeepsEachModulesDefault) {
+  for (CellType cell : {CellType::kLstm, CellType::kMlstm}) {
+    LanguageModelConfig c = Config(cell, /*tie=*/false);
+    c.vocab_size = 2000;
+    c.embedding_size = c.stack.input_size = 16;
+    c.stack.hidden_size = 64;
+    c.init_scale = 0.01;  // ignored
+    c.torch_init = true;
+    torch::manual_seed(3);
+    LanguageModel model(c);
+    const at::Tensor embedding = model->named_parameters()["embedding.weight"];
+    EXPECT_NEAR(embedding.std().item<double>(), 1.0, 0.02);
+    EXPECT_NEAR(embedding.mean().item<double>(), 0.0, 0.02);
+    const double bound = 1.0 / 8.0;  // 1/sqrt(64): the stack's and the decoder's fan in
+    for (const auto& p : model->named_parameters()) {
+      if (p.key() == "embedding.weight") continue;
+      const double max = p.value().abs().max().item<double>();
+      EXPECT_LE(max, bound + 1e-6) << p.key();
+      if (p.value().numel() >= 256) EXPECT_GT(max, 0.9 * bound) << p.key();  // not the ignored +-0.01
+    }
+  }
+  LanguageModelConfig tied = Config(CellType::kLstm, /*tie=*/true);
+  tied.torch_init = true;
+  LanguageModel model(tied);
+  EXPECT_EQ(model->named_parameters()["decoder_bias"].abs().max().item<double>(), 0.0);
+}
+
 TEST(LanguageModelTest, TyingRemovesTheDecoderMatrix) {
   for (CellType cell : {CellType::kLstm, CellType::kMgru}) {
     LanguageModel untied(Config(cell, false));
