@@ -51,6 +51,16 @@ TrainerConfig AdamConfig(int64_t batch) {
   return c;
 }
 
+// Adam training of `task` on one process for `epochs`, metrics and checkpoints in `run_dir`.
+absl::StatusOr<TrainResult> TrainWithRunDir(CopyTrainTask& task, int64_t batch, int64_t epochs,
+                                            const std::string& run_dir) {
+  TrainerConfig tc = AdamConfig(batch);
+  tc.max_epochs = epochs;
+  tc.run_dir = run_dir;
+  comm::LocalCommunicator comm;
+  return Trainer(comm, task, tc).Run();
+}
+
 TEST(CopyTrainIndicesTest, RanksSplitTheSameGlobalBatchWhateverTheWorldSize) {
   for (int64_t step : {0, 1, 7, 1000}) {
     auto whole = CopyTrainIndices(step, 6, 50, 0, 1);
@@ -283,18 +293,15 @@ TEST(CopyTrainerTest, StopsAfterTheFirstEpochReachingTheTargetAccuracy) {
   config.stop_accuracy = 0.9;
   auto task = MakeTask(model, config);
   distrnn::testing::TempDir dir;
-  TrainerConfig tc = AdamConfig(config.batch_size);
-  tc.max_epochs = 20;
-  tc.run_dir = dir.Join("run");
-  comm::LocalCommunicator comm;
-  auto result = Trainer(comm, *task, tc).Run();
+  const std::string run_dir = dir.Join("run");
+  auto result = TrainWithRunDir(*task, config.batch_size, 20, run_dir);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->stopped_early);
   EXPECT_GT(result->epochs, 1);
   EXPECT_LT(result->epochs, 20);
   EXPECT_EQ(result->steps, result->epochs * 50);
   EXPECT_GE(result->last_valid.at("valid_sequence_accuracy"), 0.9);
-  const auto valids = fixtures::ReadMetrics(tc.run_dir, "valid");
+  const auto valids = fixtures::ReadMetrics(run_dir, "valid");
   ASSERT_EQ(static_cast<int64_t>(valids.size()), result->epochs);
   for (size_t i = 0; i + 1 < valids.size(); ++i) {
     EXPECT_LT(valids[i]["valid_sequence_accuracy"].get<double>(), 0.9) << "epoch " << i + 1;
@@ -312,13 +319,10 @@ TEST(CopyTrainerTest, CurriculumLevelFollowsTheHeldOutAccuracy) {
   config.curriculum = {1, 1, 0.9, 0.25};
   auto task = MakeTask(model, config);
   distrnn::testing::TempDir dir;
-  TrainerConfig tc = AdamConfig(config.batch_size);
-  tc.max_epochs = 8;
-  tc.run_dir = dir.Join("run");
-  comm::LocalCommunicator comm;
-  auto result = Trainer(comm, *task, tc).Run();
+  const std::string run_dir = dir.Join("run");
+  auto result = TrainWithRunDir(*task, config.batch_size, 8, run_dir);
   ASSERT_TRUE(result.ok()) << result.status();
-  const auto valids = fixtures::ReadMetrics(tc.run_dir, "valid");
+  const auto valids = fixtures::ReadMetrics(run_dir, "valid");
   ASSERT_EQ(valids.size(), 8u);
   int grown = 0;
   for (size_t i = 0; i < valids.size(); ++i) {
