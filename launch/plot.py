@@ -5,7 +5,8 @@
       Each run dir gets steps.png (train loss, and train accuracy where measured, per
       logged step) and epochs.png (per whole epoch: perplexity of train/valid/test for
       language models; loss and accuracy of train/valid/test otherwise; for the copy
-      task, accuracy at the train and at the test length).
+      task, accuracy at the train and at the test length, and with a curriculum over K
+      the K of each epoch and the accuracy at it).
   launch/plot.py --compare OUT.png [--title T] RUN_DIR [RUN_DIR ...]
       One figure of the train loss and accuracy per step of several runs (e.g. each cell
       and seed of the copy task), labelled by run dir name.
@@ -121,6 +122,7 @@ def plot_per_epoch(ax, lines, final, final_key, final_label):
 
 
 def plot_epochs(run_dir, records, out):
+    """Returns the y labels of the panels drawn."""
     kind = kind_of(records)
     train = last_per(records.get("train_epoch", []), "epoch")
     valid = last_per([r for r in records.get("valid", []) if r.get("complete", True)], "epoch")
@@ -135,25 +137,36 @@ def plot_epochs(run_dir, records, out):
         ax.grid(alpha=0.3, which="both")
         ax.legend()
         save(fig, f"{name}: per epoch", out)
-        return
+        return ["perplexity"]
+    curriculum = kind == "copy" and any("curriculum_level" in r for r in valid)
     if kind == "copy":
         acc = (("valid_position_accuracy", "train length, all steps"),
                ("test_length_position_accuracy", "test length, all steps"),
                ("valid_step_accuracy", "train length, copied segment"),
                ("test_length_step_accuracy", "test length, copied segment"))
         loss = (("valid_loss", "train length"), ("test_length_loss", "test length"))
+        if curriculum:  # the copied segment at the K the epoch trained on
+            acc += (("level_step_accuracy", "curriculum K, copied segment"),)
     else:
         acc = (("valid_accuracy", "valid"), ("test_accuracy", "test"))
         loss = (("valid_loss", "valid"), ("test_loss", "test"))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3 if curriculum else 2, figsize=(16 if curriculum else 11, 4))
+    ax_loss, ax_acc = axes[0], axes[1]
     plot_per_epoch(ax_loss, [(train, "train_loss", "train")] + [(valid, k, label) for k, label in loss],
                    final, "test_loss", lambda v: f"final test {v:.4f}")
     plot_per_epoch(ax_acc, [(train, "train_accuracy", "train")] + [(valid, k, label) for k, label in acc],
                    final, "test_accuracy", lambda v: f"final test {100 * v:.2f}%")
-    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    panels = [(ax_loss, "loss"), (ax_acc, "accuracy")]
+    for ax, label in panels:
         label_axes(ax, "epoch", label)
         ax.legend(fontsize=8)
+    if curriculum:
+        ax = axes[2]
+        ax.step(*series(valid, "epoch", "curriculum_level"), where="post")
+        label_axes(ax, "epoch", "curriculum K (symbols to copy)")
+        panels.append((ax, "curriculum K (symbols to copy)"))
     save(fig, f"{name}: per epoch", out)
+    return [label for _, label in panels]
 
 
 def plot_compare(run_dirs, out, title):

@@ -53,6 +53,15 @@ with tempfile.TemporaryDirectory() as tmp:
     out = subprocess.run(PLOT + ["--compare", compare, run, run], capture_output=True, text=True)
     check(out.returncode == 0 and open(compare, "rb").read(8) == PNG, f"--compare: {out.stderr}")
 
+    # A copy run with a curriculum gets a third panel: the K of each epoch.
+    curriculum = os.path.join(tmp, "curriculum")
+    train(curriculum, "--copy_curriculum_start=1", "--copy_curriculum_threshold=0")
+    records = plot.read_metrics(curriculum)
+    panels = plot.plot_epochs(curriculum, records, os.path.join(tmp, "curriculum.png"))
+    check(panels == ["loss", "accuracy", "curriculum K (symbols to copy)"], f"curriculum panels: {panels}")
+    check(plot.plot_epochs(run, plot.read_metrics(run), os.path.join(tmp, "plain.png")) == ["loss", "accuracy"],
+          "no curriculum panel without a curriculum")
+
     with open(os.path.join(run, "metrics.jsonl"), "a") as f:
         f.write('{"type": "progress", "global_st')  # killed mid-write
     check(subprocess.run(PLOT + [run], capture_output=True).returncode == 0, "a partial last line is tolerated")
