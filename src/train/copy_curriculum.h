@@ -11,7 +11,8 @@
 //
 // After each complete epoch rank 0 scores the held-out samples at the level's spec; when
 // their copied-segment accuracy reaches `threshold`, the level grows by `step` (capped at
-// K); threshold 0 makes it a fixed schedule, one step per epoch. The level is broadcast with the epoch's decision and saved in every checkpoint.
+// K); threshold 0 makes it a fixed schedule, one step per epoch. The level is broadcast
+// with the epoch's decision and saved in every checkpoint.
 #pragma once
 
 #include <cstdint>

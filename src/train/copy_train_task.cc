@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/device.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "common/validation.h"
-#include "common/logging.h"
 #include "model/column_dropout.h"
 #include "train/checkpoint.h"
 #include "train/step_utils.h"

@@ -280,6 +280,21 @@ TEST(TrainerResumeTest, CopyCurriculumResumesBitExactlyInsideAndAfterAnEpoch) {
   ExpectResumeFromEpochEnd(CopyFactory(/*curriculum=*/true), config, 4);
 }
 
+// A checkpoint of a run without a curriculum resumed with one: the curriculum starts at
+// its first level (logged), and epoch 2 is evaluated there.
+TEST(TrainerResumeTest, CopyCurriculumStartsAtItsFirstLevelFromACheckpointWithoutOne) {
+  distrnn::testing::TempDir dir;
+  TrainerConfig config = AdamConfig(8);
+  config.max_epochs = 1;
+  config.run_dir = dir.Join("run");
+  ASSERT_TRUE(RunTask(CopyFactory(), 1, config).status.ok());
+  config.max_epochs = 2;
+  config.resume = "auto";
+  const Outcome resumed = RunTask(CopyFactory(/*curriculum=*/true), 1, config);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_EQ(resumed.result.last_valid.at("curriculum_level"), 1.0);
+}
+
 TEST(TrainerResumeTest, ClassificationResumesBitExactlyInsideAnEpoch) {
   ExpectBitExactResume(ClassificationFactory(), AdamConfig(8), 4);
 }
