@@ -44,6 +44,8 @@ double LrSchedule::LrForEpoch(int64_t epoch) const {
 double LrSchedule::NextAfterEpoch(int64_t epoch, double valid_loss) {
   if (config_.kind == LrScheduleKind::kZaremba) {
     lr_ = ZarembaLr(config_, epoch + 1);
+  } else if (config_.kind == LrScheduleKind::kConstant) {
+    lr_ = config_.base_lr;  // after a resume with another --lr, the new one from here on
   } else if (config_.kind == LrScheduleKind::kPlateau && !(valid_loss < best_loss_)) {
     lr_ *= config_.decay;
   }

@@ -37,7 +37,9 @@ class LrSchedule {
   explicit LrSchedule(const LrScheduleConfig& config) : config_(config), lr_(LrForEpoch(1)) {}
   double lr() const { return lr_; }
   double NextAfterEpoch(int64_t epoch, double valid_loss);
-  // Restores state after a resume.
+  // Restores state after a resume: the restored lr finishes the current epoch; constant
+  // and zaremba schedules then follow their (possibly changed) base lr, plateau carries
+  // the restored lr on.
   void Restore(double lr, double best_loss) { lr_ = lr; best_loss_ = best_loss; }
   double best_loss() const { return best_loss_; }
 

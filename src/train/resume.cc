@@ -103,7 +103,14 @@ absl::Status CheckCompatible(const nlohmann::json& saved, const nlohmann::json& 
   }
   for (const auto& [key, value] : now.items()) {
     if (before.contains(key) && before.at(key) != value) {
-      common::Log0(absl::StrCat("[train] resume: ", key, " changed from ", Short(before.at(key)), " to ", Short(value)));
+      std::string effect;
+      if (key == "lr") {
+        effect = config.lr.kind == LrScheduleKind::kPlateau
+                     ? " (ignored: the plateau schedule carries the checkpoint's decayed lr on)"
+                     : " (from the next epoch; the current one finishes at the checkpoint's lr)";
+      }
+      common::Log0(absl::StrCat("[train] resume: ", key, " changed from ", Short(before.at(key)), " to ", Short(value),
+                                effect));
     }
   }
   return absl::OkStatus();

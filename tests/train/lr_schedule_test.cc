@@ -26,6 +26,16 @@ TEST(LrScheduleTest, PlateauDecaysOnlyWithoutImprovement) {
   EXPECT_DOUBLE_EQ(schedule.best_loss(), 3.0);
 }
 
+// A resume restores the checkpoint's lr for the rest of its epoch; a constant schedule
+// then takes its base lr (which the user may have changed for the resumed run).
+TEST(LrScheduleTest, ConstantTakesItsBaseLrAgainAfterARestore) {
+  LrSchedule schedule(LrScheduleConfig{LrScheduleKind::kConstant, 0.001, 1.0, 0});
+  schedule.Restore(0.005, 2.0);
+  EXPECT_DOUBLE_EQ(schedule.lr(), 0.005);
+  EXPECT_DOUBLE_EQ(schedule.NextAfterEpoch(7, 3.0), 0.001);
+  EXPECT_DOUBLE_EQ(schedule.best_loss(), 2.0);
+}
+
 TEST(LrScheduleTest, ParsesNames) {
   EXPECT_EQ(*ParseLrSchedule("zaremba"), LrScheduleKind::kZaremba);
   EXPECT_EQ(*ParseLrSchedule("plateau"), LrScheduleKind::kPlateau);

@@ -280,6 +280,22 @@ TEST(TrainerResumeTest, CopyCurriculumResumesBitExactlyInsideAndAfterAnEpoch) {
   ExpectResumeFromEpochEnd(CopyFactory(/*curriculum=*/true), config, 4);
 }
 
+// --lr changed on resume (constant schedule): the resumed epoch keeps the checkpoint's lr
+// (already decided at the end of epoch 1), the epochs after it take the new one.
+TEST(TrainerResumeTest, ChangedLrAppliesFromTheEpochAfterTheResume) {
+  distrnn::testing::TempDir dir;
+  TrainerConfig config = AdamConfig(8);
+  config.max_epochs = 1;
+  config.run_dir = dir.Join("run");
+  ASSERT_TRUE(RunTask(CopyFactory(), 1, config).status.ok());
+  config.max_epochs = 3;
+  config.resume = "auto";
+  config.lr.base_lr = 0.002;
+  const Outcome resumed = RunTask(CopyFactory(), 1, config);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_EQ(resumed.result.epoch_lrs, (std::vector<double>{0.01, 0.002}));
+}
+
 // A checkpoint of a run without a curriculum resumed with one: the curriculum starts at
 // its first level (logged), and epoch 2 is evaluated there.
 TEST(TrainerResumeTest, CopyCurriculumStartsAtItsFirstLevelFromACheckpointWithoutOne) {
