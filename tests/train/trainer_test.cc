@@ -280,18 +280,26 @@ TEST(TrainerResumeTest, CopyCurriculumResumesBitExactlyInsideAndAfterAnEpoch) {
   ExpectResumeFromEpochEnd(CopyFactory(/*curriculum=*/true), config, 4);
 }
 
+// A copy run (no curriculum, lr 0.01) trained for one epoch, then resumed for
+// `max_epochs` by `resumed_task` under `config` with --resume=auto.
+Outcome ResumeAfterOneCopyEpoch(const TaskFactory& resumed_task, TrainerConfig config, int64_t max_epochs,
+                                const distrnn::testing::TempDir& dir) {
+  TrainerConfig first = AdamConfig(8);
+  first.max_epochs = 1;
+  first.run_dir = config.run_dir = dir.Join("run");
+  EXPECT_TRUE(RunTask(CopyFactory(), 1, first).status.ok());
+  config.max_epochs = max_epochs;
+  config.resume = "auto";
+  return RunTask(resumed_task, 1, config);
+}
+
 // --lr changed on resume (constant schedule): the resumed epoch keeps the checkpoint's lr
 // (already decided at the end of epoch 1), the epochs after it take the new one.
 TEST(TrainerResumeTest, ChangedLrAppliesFromTheEpochAfterTheResume) {
   distrnn::testing::TempDir dir;
   TrainerConfig config = AdamConfig(8);
-  config.max_epochs = 1;
-  config.run_dir = dir.Join("run");
-  ASSERT_TRUE(RunTask(CopyFactory(), 1, config).status.ok());
-  config.max_epochs = 3;
-  config.resume = "auto";
   config.lr.base_lr = 0.002;
-  const Outcome resumed = RunTask(CopyFactory(), 1, config);
+  const Outcome resumed = ResumeAfterOneCopyEpoch(CopyFactory(), config, 3, dir);
   ASSERT_TRUE(resumed.status.ok()) << resumed.status;
   EXPECT_EQ(resumed.result.epoch_lrs, (std::vector<double>{0.01, 0.002}));
 }
@@ -300,13 +308,7 @@ TEST(TrainerResumeTest, ChangedLrAppliesFromTheEpochAfterTheResume) {
 // its first level (logged), and epoch 2 is evaluated there.
 TEST(TrainerResumeTest, CopyCurriculumStartsAtItsFirstLevelFromACheckpointWithoutOne) {
   distrnn::testing::TempDir dir;
-  TrainerConfig config = AdamConfig(8);
-  config.max_epochs = 1;
-  config.run_dir = dir.Join("run");
-  ASSERT_TRUE(RunTask(CopyFactory(), 1, config).status.ok());
-  config.max_epochs = 2;
-  config.resume = "auto";
-  const Outcome resumed = RunTask(CopyFactory(/*curriculum=*/true), 1, config);
+  const Outcome resumed = ResumeAfterOneCopyEpoch(CopyFactory(/*curriculum=*/true), AdamConfig(8), 2, dir);
   ASSERT_TRUE(resumed.status.ok()) << resumed.status;
   EXPECT_EQ(resumed.result.last_valid.at("curriculum_level"), 1.0);
 }
