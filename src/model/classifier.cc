@@ -25,11 +25,11 @@ torch::Tensor ClassifierImpl::Features(const torch::Tensor& tokens, const torch:
               tokens.size(1), "], got ", lengths.sizes());
   const torch::Tensor x = SiteDropout(embedding_(tokens), config_.dropout, is_training(), dropout_key_,
                                      kEmbeddingDropoutSite, 1);  // [T, B, E]
-  auto [output, state] = stack_->ForwardPadded(x, lengths);
+  const torch::Tensor h = std::get<1>(stack_->EncodePadded(x, lengths));
   const StackConfig& sc = stack_->config();
   const int64_t dirs = sc.num_directions();
   // Last layer's h: [D, B, H] -> [B, D*H], features [forward, backward].
-  const torch::Tensor last = state.h.narrow(0, (sc.num_layers - 1) * dirs, dirs);
+  const torch::Tensor last = h.narrow(0, (sc.num_layers - 1) * dirs, dirs);
   return last.permute({1, 0, 2}).reshape({tokens.size(1), dirs * sc.hidden_size});
 }
 

@@ -127,19 +127,24 @@ std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::forward(const torc
   return {x, Concat(ends)};
 }
 
-std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::ForwardPadded(const torch::Tensor& input,
-                                                                            const torch::Tensor& lengths,
-                                                                            const RecurrentState& state) {
+torch::Tensor RecurrentStackImpl::CheckedLengths(const torch::Tensor& input, const torch::Tensor& lengths) const {
   TORCH_CHECK(input.dim() == 3, "stack input must be [T, B, I], got ", input.sizes());
   TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == input.size(1), "lengths must be [", input.size(1), "], got ",
               lengths.sizes());
+  const torch::Tensor cpu_lengths = lengths.to(torch::kCPU, torch::kInt64);
+  TORCH_CHECK(cpu_lengths.min().item<int64_t>() >= 1 && cpu_lengths.max().item<int64_t>() <= input.size(0),
+              "lengths must lie in [1, ", input.size(0), "]");
+  return cpu_lengths;
+}
+
+std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::ForwardPadded(const torch::Tensor& input,
+                                                                            const torch::Tensor& lengths,
+                                                                            const RecurrentState& state) {
+  const torch::Tensor cpu_lengths = CheckedLengths(input, lengths);
   RecurrentState start = state.defined() ? state : InitialState(input.size(1), input.options());
   if (custom_) return custom_->forward(input, start, lengths);
 
   const int64_t steps = input.size(0);
-  const torch::Tensor cpu_lengths = lengths.to(torch::kCPU, torch::kInt64);
-  TORCH_CHECK(cpu_lengths.min().item<int64_t>() >= 1 && cpu_lengths.max().item<int64_t>() <= steps,
-              "lengths must lie in [1, ", steps, "]");
   // enforce_sorted=false: the modules permute the state into sorted order and back.
   Packed packed = rnn_utils::pack_padded_sequence(input, cpu_lengths, /*batch_first=*/false, /*enforce_sorted=*/false);
   std::vector<RecurrentState> ends;
@@ -158,6 +163,72 @@ std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::ForwardPadded(cons
   torch::Tensor output =
       std::get<0>(rnn_utils::pad_packed_sequence(packed, /*batch_first=*/false, /*padding_value=*/0.0, steps));
   return {output, Concat(ends)};
+}
+
+torch::Tensor RecurrentStackImpl::RunLayerDirection(int64_t layer, int64_t direction, const torch::Tensor& x,
+                                                     const torch::Tensor& h, const torch::Tensor& c) {
+  // The fused module holds every layer; the per-layer layout holds layer l as module l's layer 0.
+  const int64_t group = per_layer() ? layer : 0;
+  const int64_t module_layer = per_layer() ? 0 : layer;
+  const std::string suffix = std::to_string(module_layer) + (direction == 1 ? "_reverse" : "");
+  torch::nn::Module& module = !lstm_.empty()  ? static_cast<torch::nn::Module&>(*lstm_[group])
+                              : !gru_.empty() ? static_cast<torch::nn::Module&>(*gru_[group])
+                                              : static_cast<torch::nn::Module&>(*rnn_[group]);
+  const auto named = module.named_parameters(/*recurse=*/false);
+  const std::vector<torch::Tensor> params = {named["weight_ih_l" + suffix], named["weight_hh_l" + suffix],
+                                             named["bias_ih_l" + suffix], named["bias_hh_l" + suffix]};
+  const bool train = is_training();
+  if (!lstm_.empty()) {
+    return std::get<0>(torch::lstm(x, {h, c}, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0, train,
+                                   /*bidirectional=*/false, /*batch_first=*/false));
+  }
+  if (!gru_.empty()) return std::get<0>(torch::gru(x, h, params, true, 1, 0.0, train, false, false));
+  if (config_.cell == CellType::kRnnTanh) return std::get<0>(torch::rnn_tanh(x, h, params, true, 1, 0.0, train, false, false));
+  return std::get<0>(torch::rnn_relu(x, h, params, true, 1, 0.0, train, false, false));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> RecurrentStackImpl::EncodePadded(const torch::Tensor& input,
+                                                                        const torch::Tensor& lengths,
+                                                                        const RecurrentState& state) {
+  if (custom_ || !input.device().is_cpu()) {  // cuDNN runs packed input as one fused call
+    auto [output, end] = ForwardPadded(input, lengths, state);
+    return {output, end.h};
+  }
+  const torch::Tensor len = CheckedLengths(input, lengths);
+  const RecurrentState start = state.defined() ? state : InitialState(input.size(1), input.options());
+  const int64_t steps = input.size(0), batch = input.size(1), dirs = config_.num_directions();
+  const torch::TensorOptions index_options = torch::dtype(torch::kInt64);
+  // Flat [T*B] row indices: `reversed` maps (t, b) to (len_b - 1 - t, b) inside each sequence
+  // (padding stays put; the map is its own inverse), `ends` picks (len_b - 1, b).
+  const torch::Tensor t = torch::arange(steps, index_options).unsqueeze(1);
+  const torch::Tensor b = torch::arange(batch, index_options).unsqueeze(0);
+  const torch::Tensor valid = t < len.unsqueeze(0);  // [T, B]
+  const torch::Tensor reversed = (torch::where(valid, len.unsqueeze(0) - 1 - t, t) * batch + b).reshape({-1});
+  const torch::Tensor ends = (len - 1) * batch + b.squeeze(0);
+  auto reverse = [&](const torch::Tensor& y) {
+    return y.reshape({steps * batch, y.size(2)}).index_select(0, reversed).view({steps, batch, y.size(2)});
+  };
+  torch::Tensor x = input;
+  std::vector<torch::Tensor> hs;  // [B, H] each, index layer * D + direction
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+    // As ForwardPadded: our dropout between layers in the per-layer layout, on the padded layout.
+    if (layer > 0 && per_layer()) {
+      x = SiteDropout(x, config_.dropout, is_training(), dropout_key_, BetweenLayersDropoutSite(layer), 1);
+    }
+    std::vector<torch::Tensor> outputs;
+    for (int64_t d = 0; d < dirs; ++d) {
+      const int64_t index = layer * dirs + d;
+      const torch::Tensor h = start.h.narrow(0, index, 1);
+      const torch::Tensor c = start.c.defined() ? start.c.narrow(0, index, 1) : torch::Tensor();
+      // Forward: padding after each end cannot reach the steps before it. Reverse: the forward
+      // recurrence over each sequence reversed within its length, then mapped back.
+      const torch::Tensor y = RunLayerDirection(layer, d, d == 0 ? x : reverse(x), h, c);
+      hs.push_back(y.reshape({steps * batch, y.size(2)}).index_select(0, ends));
+      outputs.push_back(d == 0 ? y : reverse(y));
+    }
+    x = dirs == 1 ? outputs[0] : torch::cat(outputs, 2);
+  }
+  return {x * valid.unsqueeze(2).to(x.dtype()), torch::stack(hs, 0)};
 }
 
 }  // namespace distrnn::model

@@ -43,6 +43,17 @@ class RecurrentStackImpl : public torch::nn::Module {
   std::tuple<torch::Tensor, RecurrentState> ForwardPadded(const torch::Tensor& input, const torch::Tensor& lengths,
                                                           const RecurrentState& state = {});
 
+  // What a classifier needs from a padded batch: ForwardPadded's output and the final h
+  // [L*D, B, H] (the final c is not formed). On CPU, built-in cells run unpacked through
+  // libtorch's fused layer (oneDNN), one layer and direction per call, the reverse direction on
+  // each sequence reversed within its length, and h is gathered from the output at each
+  // sequence's end. Why: for packed input libtorch's CPU RNNs run per-step kernels, and its
+  // fused CPU backward is ~10x slower when the final state (not the output) gets the gradient;
+  // this way the gradient reaches the layers through the output only (README, "IMDB speed").
+  // Same values and gradients as ForwardPadded (test); other cells and devices use it.
+  std::tuple<torch::Tensor, torch::Tensor> EncodePadded(const torch::Tensor& input, const torch::Tensor& lengths,
+                                                        const RecurrentState& state = {});
+
   // Dropout between layers keyed by column (column_dropout.h); nullopt: torch's global RNG.
   void SetDropoutKey(std::optional<DropoutKey> key);
 
@@ -61,6 +72,11 @@ class RecurrentStackImpl : public torch::nn::Module {
   RecurrentState GroupState(const RecurrentState& state, int64_t group) const;
   std::tuple<torch::Tensor, RecurrentState> RunGroup(int64_t group, const torch::Tensor& x, const RecurrentState& s);
   std::tuple<Packed, RecurrentState> RunGroupPacked(int64_t group, const Packed& x, const RecurrentState& s);
+  // One layer, one direction of a built-in cell over [T, B, I] from state (h, c) [1, B, H]: its output [T, B, H].
+  torch::Tensor RunLayerDirection(int64_t layer, int64_t direction, const torch::Tensor& x, const torch::Tensor& h,
+                                  const torch::Tensor& c);
+  // lengths as CPU int64 after checking them against input [T, B, I].
+  torch::Tensor CheckedLengths(const torch::Tensor& input, const torch::Tensor& lengths) const;
 
   StackConfig config_;
   std::optional<DropoutKey> dropout_key_;

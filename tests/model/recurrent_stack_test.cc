@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -189,6 +191,92 @@ TEST(RecurrentStackTest, ForwardPaddedEqualsEachSequenceAlone) {
   }
 }
 
+// Loss over a padded encoding (output and final h), its gradients w.r.t. the input and every
+// parameter, in named_parameters order then the input.
+struct Encoded {
+  at::Tensor output, h;
+  std::vector<at::Tensor> grads;
+};
+
+Encoded RunEncoding(RecurrentStackImpl& stack, const at::Tensor& input, const at::Tensor& lengths,
+                    const RecurrentState& start, bool packed_reference, int64_t key_step) {
+  stack.zero_grad();
+  at::Tensor x = input.detach().clone().requires_grad_(true);
+  if (key_step >= 0) stack.SetDropoutKey(DropoutKey{7, key_step, 0});
+  at::Tensor output, h;
+  if (packed_reference) {
+    auto [out, state] = stack.ForwardPadded(x, lengths, start);
+    output = out;
+    h = state.h;
+  } else {
+    std::tie(output, h) = stack.EncodePadded(x, lengths, start);
+  }
+  // Fixed weights per element so that every position and every state entry matters.
+  const at::Tensor wo = at::linspace(-1.0, 1.0, output.numel(), output.options()).view(output.sizes());
+  const at::Tensor wh = at::linspace(1.0, -0.5, h.numel(), h.options()).view(h.sizes());
+  ((output * wo).sum() + (h * wh).sum()).backward();
+  Encoded e{output.detach(), h.detach(), {}};
+  for (const auto& p : stack.named_parameters()) {
+    e.grads.push_back(p.value().grad().defined() ? p.value().grad().clone() : at::zeros_like(p.value()));
+  }
+  e.grads.push_back(x.grad().clone());
+  return e;
+}
+
+TEST(RecurrentStackTest, EncodePaddedMatchesPackedValuesAndGradients) {
+  const at::Tensor lengths = torch::tensor({4, 7, 1, 5, 7}, torch::kInt64);
+  for (CellType cell : {CellType::kLstm, CellType::kGru, CellType::kRnnTanh, CellType::kRnnRelu, CellType::kMgru}) {
+    for (int64_t layers : {1, 2}) {
+      for (bool bidir : {false, true}) {
+        for (double dropout : {0.0, 0.5}) {
+          SCOPED_TRACE(std::string(CellTypeName(cell)) + " layers=" + std::to_string(layers) +
+                       " bidir=" + std::to_string(bidir) + " dropout=" + std::to_string(dropout));
+          RecurrentStack stack(Config(cell, layers, bidir, dropout));
+          stack->to(torch::kFloat64);
+          stack->train();
+          const at::Tensor x = torch::randn({7, 5, 3}, torch::kFloat64);  // padding is noise
+          RecurrentState start = stack->InitialState(5, torch::dtype(torch::kFloat64));
+          start.h.normal_();
+          if (start.c.defined()) start.c.normal_();
+          const int64_t key = dropout > 0 ? 3 : -1;
+          const Encoded ref = RunEncoding(*stack, x, lengths, start, /*packed_reference=*/true, key);
+          const Encoded got = RunEncoding(*stack, x, lengths, start, /*packed_reference=*/false, key);
+          EXPECT_LT(MaxDiff(got.output, ref.output), 1e-10);
+          EXPECT_LT(MaxDiff(got.h, ref.h), 1e-10);
+          ASSERT_EQ(got.grads.size(), ref.grads.size());
+          for (size_t i = 0; i < ref.grads.size(); ++i) {
+            EXPECT_GT(ref.grads[i].abs().max().item<double>(), 0.0) << "gradient " << i;
+            EXPECT_LT(MaxDiff(got.grads[i], ref.grads[i]), 1e-10) << "gradient " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Float32 on CPU takes libtorch's fused (oneDNN) layer, which double does not.
+TEST(RecurrentStackTest, EncodePaddedMatchesPackedInFloat) {
+  const at::Tensor lengths = torch::tensor({30, 12, 1, 25, 30, 7}, torch::kInt64);
+  for (CellType cell : {CellType::kLstm, CellType::kGru}) {
+    SCOPED_TRACE(CellTypeName(cell));
+    StackConfig config = Config(cell, 2, true, 0.5);
+    config.input_size = 16;
+    config.hidden_size = 32;
+    RecurrentStack stack(config);
+    stack->train();
+    const at::Tensor x = torch::randn({30, 6, 16});
+    const RecurrentState start = stack->InitialState(6, torch::dtype(torch::kFloat32));
+    const Encoded ref = RunEncoding(*stack, x, lengths, start, true, 5);
+    const Encoded got = RunEncoding(*stack, x, lengths, start, false, 5);
+    EXPECT_LT(MaxDiff(got.output, ref.output), 1e-5);
+    EXPECT_LT(MaxDiff(got.h, ref.h), 1e-5);
+    for (size_t i = 0; i < ref.grads.size(); ++i) {
+      const double scale = std::max(1.0, ref.grads[i].abs().max().item<double>());
+      EXPECT_LT(MaxDiff(got.grads[i], ref.grads[i]) / scale, 1e-5) << "gradient " << i;
+    }
+  }
+}
+
 TEST(RecurrentStackTest, ForwardPaddedRejectsBadLengths) {
   for (CellType cell : {CellType::kLstm, CellType::kMgru}) {
     RecurrentStack stack(Config(cell, 1, false));
@@ -196,6 +284,8 @@ TEST(RecurrentStackTest, ForwardPaddedRejectsBadLengths) {
     EXPECT_THROW(stack->ForwardPadded(x, torch::tensor({6, 2}, torch::kInt64)), c10::Error);
     EXPECT_THROW(stack->ForwardPadded(x, torch::tensor({0, 2}, torch::kInt64)), c10::Error);
     EXPECT_THROW(stack->ForwardPadded(x, torch::tensor({5, 2, 1}, torch::kInt64)), c10::Error);
+    EXPECT_THROW(stack->EncodePadded(x, torch::tensor({6, 2}, torch::kInt64)), c10::Error);
+    EXPECT_THROW(stack->EncodePadded(x, torch::tensor({0, 2}, torch::kInt64)), c10::Error);
   }
 }
 
