@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 #include "absl/strings/str_cat.h"
@@ -36,10 +37,21 @@ int SetComputeThreads(int threads) {
   return at::get_num_threads();
 }
 
+namespace {
+bool g_flush_denormals = false;
+}  // namespace
+
+bool FlushDenormals(bool on) {
+  const bool ok = at::globalContext().setFlushDenormal(on);
+  g_flush_denormals = ok && on;
+  return ok;
+}
+
 std::string DescribeComputeSettings() {
   const char* wait = std::getenv("OMP_WAIT_POLICY");
   return absl::StrCat("intra-op threads=", at::get_num_threads(),
-                      ", OMP_WAIT_POLICY=", wait ? wait : "(unset)");
+                      ", OMP_WAIT_POLICY=", wait ? wait : "(unset)",
+                      ", denormals ", g_flush_denormals ? "flushed" : "kept");
 }
 
 double PeakRssMiB() {
