@@ -240,7 +240,7 @@ TEST(ConfigTest, ImdbSmallConfigsHaveTheOriginalModels) {
     EXPECT_EQ(p.trainer.optimizer, train::OptimizerKind::kAdam) << cell;
     EXPECT_DOUBLE_EQ(p.trainer.lr.base_lr, 1e-3) << cell;
     EXPECT_EQ(p.trainer.max_epochs, 5) << cell;
-    EXPECT_EQ(p.trainer.batch_size, 8) << cell;
+    EXPECT_EQ(p.trainer.batch_size, 4) << cell;
     EXPECT_TRUE(p.trainer.test_each_epoch) << cell;
   }
 }
