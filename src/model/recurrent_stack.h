@@ -47,10 +47,10 @@ class RecurrentStackImpl : public torch::nn::Module {
   // [L*D, B, H] (the final c is not formed). On CPU, built-in cells run unpacked through
   // libtorch's fused layer (oneDNN), one layer and direction per call, the reverse direction on
   // each sequence reversed within its length, and h is gathered from the output at each
-  // sequence's end. Why: for packed input libtorch's CPU RNNs run per-step kernels, and its
-  // fused CPU backward is ~10x slower when the final state (not the output) gets the gradient;
-  // this way the gradient reaches the layers through the output only (README, "IMDB speed").
-  // Same values and gradients as ForwardPadded (test); other cells and devices use it.
+  // sequence's end. Why: for packed input libtorch's CPU RNNs run per-step kernels, ~10x
+  // slower than the fused layer (README, "IMDB speed"; the other half of that speed-up is
+  // flushing denormals, common/runtime.h). Same values and gradients as ForwardPadded (test);
+  // other cells and CUDA (where cuDNN runs packed input fused) use ForwardPadded.
   std::tuple<torch::Tensor, torch::Tensor> EncodePadded(const torch::Tensor& input, const torch::Tensor& lengths,
                                                         const RecurrentState& state = {});
 
