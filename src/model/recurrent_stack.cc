@@ -183,7 +183,9 @@ torch::Tensor RecurrentStackImpl::RunLayerDirection(int64_t layer, int64_t direc
                                    /*bidirectional=*/false, /*batch_first=*/false));
   }
   if (!gru_.empty()) return std::get<0>(torch::gru(x, h, params, true, 1, 0.0, train, false, false));
-  if (config_.cell == CellType::kRnnTanh) return std::get<0>(torch::rnn_tanh(x, h, params, true, 1, 0.0, train, false, false));
+  if (config_.cell == CellType::kRnnTanh) {
+    return std::get<0>(torch::rnn_tanh(x, h, params, true, 1, 0.0, train, false, false));
+  }
   return std::get<0>(torch::rnn_relu(x, h, params, true, 1, 0.0, train, false, false));
 }
 
