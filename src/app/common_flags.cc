@@ -46,6 +46,9 @@ ABSL_FLAG(std::string, init, "uniform",
           "Language models: uniform (every parameter in +-init_scale) or torch (libtorch's per-module defaults, as a "
           "PyTorch script: embedding N(0, 1), recurrent and decoder weights U(+-1/sqrt(fan in))).");
 ABSL_FLAG(bool, bidirectional, false, "Bidirectional recurrent stack (classification).");
+ABSL_FLAG(bool, fused_lstm, false,
+          "LSTM on the CPU: run each layer through distrnn's own kernel (one input-projection matmul, saved "
+          "activations, hand-written backward) instead of libtorch's. Same results (README: Recurrent layers).");
 
 ABSL_FLAG(int32_t, batch_size, 20, "Global batch size, split evenly over ranks.");
 ABSL_FLAG(int32_t, eval_batch_size, 10, "Batch size for validation and test (rank 0 alone).");
@@ -161,9 +164,14 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags() {
   stack.hidden_size = absl::GetFlag(FLAGS_hidden_size);
   stack.dropout = absl::GetFlag(FLAGS_dropout);
   stack.bidirectional = absl::GetFlag(FLAGS_bidirectional);
+  stack.fused_cpu_lstm = absl::GetFlag(FLAGS_fused_lstm);
   stack.input_size = absl::GetFlag(FLAGS_embedding_size) == 0 ? stack.hidden_size : absl::GetFlag(FLAGS_embedding_size);
   RETURN_IF_ERROR(stack.Validate());
   return stack;
+}
+
+std::string KernelText(const model::StackConfig& stack) {
+  return stack.fused_cpu_lstm && stack.cell == model::CellType::kLstm ? ", fused LSTM kernel on CPU" : "";
 }
 
 std::string InitText(const model::LanguageModelConfig& lm) {

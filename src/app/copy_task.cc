@@ -71,7 +71,7 @@ class PreparedCopyTask : public PreparedTask {
     rows.push_back({"samples train / held out", absl::StrCat(t.train_samples, " / ", t.eval_samples)});
     rows.push_back({"model", absl::StrCat(model::CellTypeName(lm.stack.cell), " ", lm.stack.num_layers, "x",
                                           lm.stack.hidden_size, ", embedding ", lm.embedding_size, ", vocabulary ",
-                                          lm.vocab_size, ", ", parameters, " parameters")});
+                                          lm.vocab_size, ", ", parameters, " parameters", KernelText(lm.stack))});
     rows.push_back({"init / dropout", absl::StrCat(InitText(lm), " / ", lm.dropout)});
     rows.push_back({"steps per epoch / loss", absl::StrCat(t.EffectiveStepsPerEpoch(),
                                                            " / cross entropy, mean over all T*G positions")});

@@ -23,6 +23,9 @@ struct StackConfig {
   int64_t num_layers = 1;
   double dropout = 0.0;  // between layers only (non-recurrent connections)
   bool bidirectional = false;
+  // LSTM on the CPU: our layer kernel (fused_lstm_layer.h) instead of libtorch's. Same
+  // parameters and results; a speed choice, not part of the model (not checkpointed).
+  bool fused_cpu_lstm = false;
 
   int64_t num_directions() const { return bidirectional ? 2 : 1; }
   absl::Status Validate() const;

@@ -3,6 +3,8 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/utils/rnn.h>
 
+#include "model/fused_lstm_layer.h"
+
 namespace distrnn::model {
 
 namespace {
@@ -115,6 +117,7 @@ std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::forward(const torc
                                                                       const RecurrentState& state) {
   RecurrentState start = state.defined() ? state : InitialState(input.size(1), input.options());
   if (custom_) return custom_->forward(input, start);
+  if (UsesFusedLstm(input)) return ForwardByLayer(input, start);
   torch::Tensor x = input;
   std::vector<RecurrentState> ends;
   for (int64_t g = 0; g < groups(); ++g) {
@@ -165,8 +168,12 @@ std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::ForwardPadded(cons
   return {output, Concat(ends)};
 }
 
-torch::Tensor RecurrentStackImpl::RunLayerDirection(int64_t layer, int64_t direction, const torch::Tensor& x,
-                                                     const torch::Tensor& h, const torch::Tensor& c) {
+bool RecurrentStackImpl::UsesFusedLstm(const torch::Tensor& input) const {
+  return config_.fused_cpu_lstm && !lstm_.empty() && input.device().is_cpu();
+}
+
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> RecurrentStackImpl::RunLayerDirection(
+    int64_t layer, int64_t direction, const torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& c) {
   // The fused module holds every layer; the per-layer layout holds layer l as module l's layer 0.
   const int64_t group = per_layer() ? layer : 0;
   const int64_t module_layer = per_layer() ? 0 : layer;
@@ -178,15 +185,46 @@ torch::Tensor RecurrentStackImpl::RunLayerDirection(int64_t layer, int64_t direc
   const std::vector<torch::Tensor> params = {named["weight_ih_l" + suffix], named["weight_hh_l" + suffix],
                                              named["bias_ih_l" + suffix], named["bias_hh_l" + suffix]};
   const bool train = is_training();
+  if (UsesFusedLstm(x)) {
+    auto [y, h_end, c_end] = FusedLstmLayer(x, h.squeeze(0), c.squeeze(0), params[0], params[1], params[2], params[3]);
+    return {y, h_end.unsqueeze(0), c_end.unsqueeze(0)};
+  }
   if (!lstm_.empty()) {
-    return std::get<0>(torch::lstm(x, {h, c}, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0, train,
-                                   /*bidirectional=*/false, /*batch_first=*/false));
+    return torch::lstm(x, {h, c}, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0, train,
+                       /*bidirectional=*/false, /*batch_first=*/false);
   }
-  if (!gru_.empty()) return std::get<0>(torch::gru(x, h, params, true, 1, 0.0, train, false, false));
-  if (config_.cell == CellType::kRnnTanh) {
-    return std::get<0>(torch::rnn_tanh(x, h, params, true, 1, 0.0, train, false, false));
+  std::tuple<torch::Tensor, torch::Tensor> out;
+  if (!gru_.empty()) {
+    out = torch::gru(x, h, params, true, 1, 0.0, train, false, false);
+  } else if (config_.cell == CellType::kRnnTanh) {
+    out = torch::rnn_tanh(x, h, params, true, 1, 0.0, train, false, false);
+  } else {
+    out = torch::rnn_relu(x, h, params, true, 1, 0.0, train, false, false);
   }
-  return std::get<0>(torch::rnn_relu(x, h, params, true, 1, 0.0, train, false, false));
+  return {std::get<0>(out), std::get<1>(out), torch::Tensor()};
+}
+
+std::tuple<torch::Tensor, RecurrentState> RecurrentStackImpl::ForwardByLayer(const torch::Tensor& input,
+                                                                             const RecurrentState& start) {
+  torch::Tensor x = input;
+  std::vector<torch::Tensor> hs, cs;  // [1, B, H] each, index layer * D + direction
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+    if (layer > 0 && per_layer()) {
+      x = SiteDropout(x, config_.dropout, is_training(), dropout_key_, BetweenLayersDropoutSite(layer), 1);
+    }
+    std::vector<torch::Tensor> outputs;
+    for (int64_t d = 0; d < config_.num_directions(); ++d) {
+      const int64_t index = layer * config_.num_directions() + d;
+      // The reverse direction is the forward recurrence over the window reversed in time.
+      auto [y, h, c] = RunLayerDirection(layer, d, d == 0 ? x : x.flip(0), start.h.narrow(0, index, 1),
+                                         start.c.narrow(0, index, 1));
+      outputs.push_back(d == 0 ? y : y.flip(0));
+      hs.push_back(h);
+      cs.push_back(c);
+    }
+    x = outputs.size() == 1 ? outputs[0] : torch::cat(outputs, 2);
+  }
+  return {x, RecurrentState{torch::cat(hs, 0), torch::cat(cs, 0)}};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> RecurrentStackImpl::EncodePadded(const torch::Tensor& input,
@@ -224,7 +262,7 @@ std::tuple<torch::Tensor, torch::Tensor> RecurrentStackImpl::EncodePadded(const 
       const torch::Tensor c = start.c.defined() ? start.c.narrow(0, index, 1) : torch::Tensor();
       // Forward: padding after each end cannot reach the steps before it. Reverse: the forward
       // recurrence over each sequence reversed within its length, then mapped back.
-      const torch::Tensor y = RunLayerDirection(layer, d, d == 0 ? x : reverse(x), h, c);
+      const torch::Tensor y = std::get<0>(RunLayerDirection(layer, d, d == 0 ? x : reverse(x), h, c));
       hs.push_back(y.reshape({steps * batch, y.size(2)}).index_select(0, ends));
       outputs.push_back(d == 0 ? y : reverse(y));
     }

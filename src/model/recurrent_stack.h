@@ -13,6 +13,9 @@
 // dropout between them; otherwise one fused module ("lstm", "gru" or "rnn"): fused cuDNN
 // calls, and the parameter names of checkpoints written before the per-layer layout existed.
 // The state layout is [L*D, B, H] (index layer*D + direction) either way.
+//
+// StackConfig::fused_cpu_lstm runs an LSTM on the CPU one layer and direction at a time through
+// FusedLstmLayer (fused_lstm_layer.h) instead of libtorch's kernels, the parameters unchanged.
 #pragma once
 
 #include <optional>
@@ -72,9 +75,16 @@ class RecurrentStackImpl : public torch::nn::Module {
   RecurrentState GroupState(const RecurrentState& state, int64_t group) const;
   std::tuple<torch::Tensor, RecurrentState> RunGroup(int64_t group, const torch::Tensor& x, const RecurrentState& s);
   std::tuple<Packed, RecurrentState> RunGroupPacked(int64_t group, const Packed& x, const RecurrentState& s);
-  // One layer, one direction of a built-in cell over [T, B, I] from state (h, c) [1, B, H]: its output [T, B, H].
-  torch::Tensor RunLayerDirection(int64_t layer, int64_t direction, const torch::Tensor& x, const torch::Tensor& h,
-                                  const torch::Tensor& c);
+  // One layer, one direction of a built-in cell over [T, B, I] from state (h, c) [1, B, H]:
+  // its output [T, B, H] and final h, c [1, B, H] (c undefined for GRU/RNN).
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> RunLayerDirection(int64_t layer, int64_t direction,
+                                                                            const torch::Tensor& x,
+                                                                            const torch::Tensor& h,
+                                                                            const torch::Tensor& c);
+  // config_.fused_cpu_lstm applies: an LSTM on the CPU.
+  bool UsesFusedLstm(const torch::Tensor& input) const;
+  // forward() one layer and direction at a time (through RunLayerDirection).
+  std::tuple<torch::Tensor, RecurrentState> ForwardByLayer(const torch::Tensor& input, const RecurrentState& start);
   // lengths as CPU int64 after checking them against input [T, B, I].
   torch::Tensor CheckedLengths(const torch::Tensor& input, const torch::Tensor& lengths) const;
 
