@@ -63,8 +63,9 @@ ABSL_FLAG(double, first_bucket_mb, 1.0,
 ABSL_FLAG(bool, overlap_allreduce, false,
           "Start each gradient bucket's all-reduce during backward, as soon as its gradients are ready.");
 ABSL_FLAG(bool, sparse_embedding_grad, true,
-          "Across ranks, exchange only the input embedding rows this step's tokens looked up (all-gather) "
-          "instead of all-reducing the whole table; the same result. false: the table goes through the buckets.");
+          "Input embeddings (untied): backward emits the looked-up rows only, added into the dense gradient, and "
+          "across ranks only those rows are exchanged (all-gather) instead of all-reducing the whole table; the "
+          "same result. false: a dense table gradient every step, through the buckets.");
 ABSL_FLAG(int64_t, check_replicas_every, 0, "Every K steps all ranks compare a parameter checksum (0: never).");
 ABSL_FLAG(std::string, optimizer, "", "sgd or adam ('': the task's default: sgd for LMs, adam otherwise).");
 ABSL_FLAG(std::string, lr_schedule, "",

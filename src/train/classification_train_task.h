@@ -58,6 +58,7 @@ class ClassificationTrainTask : public TrainTask {
   TaskReport report() const override { return {"ex", false}; }
   // The input embedding (its padding row's gradient is zero, so naming it is harmless).
   std::vector<at::Tensor> RowSparseParameters() override { return {model_->embedding()->weight}; }
+  void SetSparseEmbeddingBackward(bool on) override { model_->embedding().ptr()->options.sparse(on); }
   int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return batcher_->num_batches(); }
   absl::Status StartEpoch(int64_t epoch, int64_t first_step) override;

@@ -126,6 +126,11 @@ std::vector<at::Tensor> LmTrainTask::RowSparseParameters() {
   return {model_->embedding()->weight};
 }
 
+void LmTrainTask::SetSparseEmbeddingBackward(bool on) {
+  // A tied table also gets the decoder's dense gradient: leave it alone.
+  model_->embedding().ptr()->options.sparse(on && !model_->config().tie_weights);
+}
+
 bool LmTrainTask::HasSplit(Split split) const {
   return split == Split::kValid ? splits_.valid != nullptr : splits_.test != nullptr && !splits_.test->empty();
 }

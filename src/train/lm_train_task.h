@@ -70,6 +70,7 @@ class LmTrainTask : public TrainTask {
   TaskReport report() const override { return {"tok", true}; }
   // The input embedding, unless tied to the decoder (whose gradient is dense).
   std::vector<at::Tensor> RowSparseParameters() override;
+  void SetSparseEmbeddingBackward(bool on) override;
   int64_t GlobalBatch() const override { return config_.batch_size; }
   int64_t StepsPerEpoch() const override { return batchers_.front().num_windows(); }
   absl::Status StartEpoch(int64_t epoch, int64_t first_step) override;

@@ -82,6 +82,13 @@ class TrainTask {
   // Trainer exchanges just those rows (comm/gradient_reducer.h, Note [row-sparse
   // gradients]). Empty: every gradient is all-reduced whole.
   virtual std::vector<at::Tensor> RowSparseParameters() { return {}; }
+  // Whether the input embedding's backward emits a sparse gradient (the looked-up rows)
+  // instead of a dense [V, D] one: autograd then adds those rows into the dense gradient the
+  // Trainer keeps bound (a bucket view or the row-sparse table's own), and no step pays for a
+  // zero-filled table, its write and its addition (README: "The embedding's backward").
+  // Only the Trainer turns it on: a gradient left unbound would become a sparse tensor,
+  // which Adam and the clipping do not take.
+  virtual void SetSparseEmbeddingBackward(bool on) { (void)on; }
   // Checkpoint metadata that identifies the model (task, architecture, vocabulary):
   // resuming with different values is refused, naming the field.
   virtual nlohmann::json Meta() const = 0;

@@ -239,6 +239,9 @@ absl::Status Trainer::State::Setup() {
     reducer = std::make_unique<comm::GradientReducer>(comm, params, config.bucket_bytes, /*async_host_buckets=*/false,
                                                      config.first_bucket_bytes, row_sparse);
     if (config.overlap_allreduce) reducer->EnableOverlap();  // Note [overlap with backward]
+    // Every gradient is now bound dense (a bucket view or a row-sparse table's own), so the
+    // embedding may hand autograd its rows only (train_task.h).
+    task.SetSparseEmbeddingBackward(config.sparse_embedding_grad);
     if (config.optimizer == OptimizerKind::kSgd) {
       optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr.base_lr));
     } else {

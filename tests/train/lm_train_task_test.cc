@@ -184,8 +184,9 @@ ReferenceRun RunReference(const model::LanguageModelConfig& config, const std::v
 }
 
 void ExpectTrainerMatchesReference(LossReduction reduction, double clip_value, double clip_norm,
-                                   bool fused_loss = false) {
+                                   bool fused_loss = false, bool sparse_embedding = true) {
   SCOPED_TRACE(LossReductionName(reduction));
+  SCOPED_TRACE(sparse_embedding ? "embedding backward: rows" : "embedding backward: dense table");
   SCOPED_TRACE(fused_loss ? "loss chunked (--fused_loss)" : "loss over all rows at once");
   const int64_t vocab = 10;
   // 4 columns of 16 tokens (3 left over): 3 windows of 5 per epoch.
@@ -212,11 +213,16 @@ void ExpectTrainerMatchesReference(LossReduction reduction, double clip_value, d
   tc.lr = {LrScheduleKind::kZaremba, 0.7, 0.5, 1};  // epoch 1: 0.7, epoch 2: 0.35
   tc.clip_value = clip_value;
   tc.clip_norm = clip_norm;
+  tc.sparse_embedding_grad = sparse_embedding;
   tc.run_dir = dir.Join("run");
   comm::LocalCommunicator comm;
   auto result = Trainer(comm, *task, tc).Run();
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->steps, 6);
+  // The embedding's backward took the path asked for, and its gradient stayed dense.
+  EXPECT_EQ(model->embedding()->options.sparse(), sparse_embedding);
+  ASSERT_TRUE(model->embedding()->weight.grad().defined());
+  EXPECT_FALSE(model->embedding()->weight.grad().is_sparse());
   EXPECT_EQ(result->epoch_lrs, (std::vector<double>{0.7, 0.35}));
 
   ReferenceSpec spec;
@@ -262,6 +268,11 @@ TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithClipping) {
 
 TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithMeanTokenLoss) {
   ExpectTrainerMatchesReference(LossReduction::kMeanTokens, 0.02, 0.055);
+}
+
+TEST(LmTrainerTest, MatchesHandWrittenTruncatedBpttWithADenseEmbeddingBackward) {
+  ExpectTrainerMatchesReference(LossReduction::kSumStepsMeanBatch, 0.1, 0.28, /*fused_loss=*/false,
+                                /*sparse_embedding=*/false);
 }
 
 // 20 rows per window, chunks of 8, 8 and 4 rows.
