@@ -209,7 +209,8 @@ void AddRows(const ImdbOptions& o, const ImdbData& d, int64_t parameters, const 
                                              d.mean_train_len, 100.0 * d.truncated_fraction)});
   rows.push_back({"model", absl::StrCat(model::CellTypeName(m.stack.cell), " ", m.stack.num_layers, "x",
                                         m.stack.hidden_size, m.stack.bidirectional ? " bidirectional" : "",
-                                        ", embedding ", m.embedding_size, ", ", parameters, " parameters", KernelText(m.stack))});
+                                        ", embedding ", m.embedding_size, ", ", parameters, " parameters",
+                                        KernelText(m.stack))});
   rows.push_back({"init / dropout", absl::StrCat(init, " / ", m.dropout)});
   rows.push_back({"batching", absl::StrCat(t.bucket_by_length ? absl::StrCat("length buckets of ", t.bucket_batches,
                                                                              " batches") : "random",

@@ -152,7 +152,8 @@ absl::StatusOr<std::unique_ptr<train::TrainTask>> PreparedLmTask::Build(comm::Co
   rows.push_back({"vocabulary", absl::StrCat(data_.vocab.size())});
   rows.push_back({"model", absl::StrCat(model::CellTypeName(lm.stack.cell), " ", lm.stack.num_layers, "x",
                                         lm.stack.hidden_size, ", embedding ", lm.embedding_size,
-                                        lm.tie_weights ? ", tied" : "", ", ", parameters, " parameters", KernelText(lm.stack))});
+                                        lm.tie_weights ? ", tied" : "", ", ", parameters, " parameters",
+                                        KernelText(lm.stack))});
   rows.push_back({"init / dropout", absl::StrCat(init_from.empty() ? InitText(lm) : init_from,
                                                  " / ", lm.dropout)});
   rows.push_back({"bptt / loss", absl::StrCat(task.num_steps, " / ", train::LossReductionName(task.loss_reduction),
