@@ -79,7 +79,7 @@ absl::StatusOr<model::StackConfig> StackConfigFromFlags();
 absl::StatusOr<model::LanguageModelConfig> LanguageModelConfigFromFlags(const std::string& what);
 // How the language model's parameters start, for the configuration table.
 std::string InitText(const model::LanguageModelConfig& lm);
-// ", fused LSTM kernel" when --fused_lstm applies to this stack's cell, else "" (model rows).
+// ", fused LSTM kernel on CPU" when --fused_lstm applies to this stack's cell, else "" (model rows).
 std::string KernelText(const model::StackConfig& stack);
 
 // Checks of flags every task shares (positive sizes, ranges).
