@@ -23,6 +23,9 @@ ABSL_FLAG(int32_t, threads, 0, "Intra-op CPU threads per rank (0: allowed cores 
 ABSL_FLAG(bool, flush_denormals, true,
           "Flush denormal floats to zero on the CPU threads: gradients that decay through long sequences "
           "otherwise slow the vector units ~10x (README: IMDB speed).");
+ABSL_FLAG(int32_t, free_heap_kept_mb, 2048,
+          "Freed heap memory kept for reuse (no page faults) before it goes back to the kernel, checked after "
+          "each step (0: never returned). Bounds the RSS when tensor sizes vary per step (README: IMDB memory).");
 ABSL_FLAG(uint64_t, seed, 1234, "Random seed (initialisation, dropout, data order, sampling).");
 ABSL_FLAG(std::string, run_dir, "runs/latest", "Directory for metrics.jsonl and checkpoints ('' for none).");
 ABSL_FLAG(double, collective_timeout_s, 600.0,
@@ -98,6 +101,8 @@ absl::StatusOr<RunOptions> RunOptionsFromFlags() {
   run.threads = absl::GetFlag(FLAGS_threads);
   if (run.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   run.flush_denormals = absl::GetFlag(FLAGS_flush_denormals);
+  run.free_heap_kept_mb = absl::GetFlag(FLAGS_free_heap_kept_mb);
+  if (run.free_heap_kept_mb < 0) return absl::InvalidArgumentError("--free_heap_kept_mb must be >= 0");
   run.seed = absl::GetFlag(FLAGS_seed);
   run.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s);
   if (!(run.collective_timeout_s >= 0) || !std::isfinite(run.collective_timeout_s)) {

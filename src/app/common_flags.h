@@ -62,6 +62,7 @@ struct RunOptions {
   bool deterministic = false;                             // deterministic cuDNN/cuBLAS
   int threads = 0;       // 0: cores of this process / ranks on the node
   bool flush_denormals = true;  // FTZ/DAZ on the CPU threads (common/runtime.h)
+  int free_heap_kept_mb = 2048;  // freed heap kept for reuse (common/runtime.h)
   uint64_t seed = 0;
   double collective_timeout_s = 0.0;  // MPI watchdog (0: off)
   int fault_rank = -1;                // testing aid, see --fault_step

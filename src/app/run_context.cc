@@ -72,7 +72,7 @@ absl::StatusOr<c10::Device> SetUpDevice(const RunOptions& run, comm::Communicato
 
 absl::Status RunWithCommunicator(const RunOptions& run,
                                  const std::function<absl::Status(comm::Communicator&, c10::Device)>& body) {
-  g_memory_setting = common::KeepFreedMemory();
+  g_memory_setting = common::KeepFreedMemory(static_cast<size_t>(run.free_heap_kept_mb) << 20);
   common::FlushDenormals(run.flush_denormals);  // before any parallel op (runtime.h)
   ASSIGN_OR_RETURN(comm::CommKind kind, comm::ParseCommKind(run.comm));
   comm::MpiOptions mpi_options;

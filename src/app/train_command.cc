@@ -133,11 +133,14 @@ absl::Status RunTrain() {
     config.stop_signal = PendingStopSignal;
     train::Trainer trainer(comm, *task, config);
     ASSIGN_OR_RETURN(train::TrainResult result, trainer.Run());
-    common::Log0(absl::StrFormat("| done | epochs %d | steps %d | %s |%s peak memory %.0f MiB |", result.epochs,
+    common::Log0(absl::StrFormat("| done | epochs %d | steps %d | %s |%s peak memory %.0f MiB |%s", result.epochs,
                                  result.steps, prepared->Summary(result),
                                  result.skipped_steps > 0 ? absl::StrCat(" skipped ", result.skipped_steps, " steps |")
                                                           : "",
-                                 common::PeakRssMiB()));
+                                 common::PeakRssMiB(),
+                                 result.heap_trims > 0 ? absl::StrCat(" freed memory returned ", result.heap_trims,
+                                                                      " times |")
+                                                       : ""));
     return absl::OkStatus();
   });
 }

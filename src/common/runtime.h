@@ -2,6 +2,7 @@
 // behaviour. Logged at start so a run's speed can be explained.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace distrnn::common {
@@ -11,8 +12,19 @@ int AllowedCores();
 
 // Keeps freed heap memory for reuse instead of returning it to the kernel: in these VMs
 // a freshly touched page costs ~11 us, and a training step frees and reallocates the
-// same large activation buffers every step. Returns a short description for the log.
-std::string KeepFreedMemory();
+// same activation buffers every step. TrimFreedMemory returns what exceeds `kept_bytes`
+// (0: never). Skipped when the user set MALLOC_* or GLIBC_TUNABLES' glibc.malloc.
+// Returns a short description for the log.
+std::string KeepFreedMemory(size_t kept_bytes);
+
+// Returns the heap's free blocks to the kernel (malloc_trim) once they exceed both
+// KeepFreedMemory's `kept_bytes` and twice the memory in use. Why: when tensor sizes change every
+// step (IMDB's length buckets), a freed buffer is a hole the next, larger one does not fit,
+// and the kept holes grew a BiLSTM's RSS to 20 GiB (README "IMDB memory"). With fixed
+// shapes (the LM tasks) the free part stays level and this never trims. Called after
+// every training step and evaluation; one mallinfo2 when nothing is trimmed. True if it
+// trimmed; false without KeepFreedMemory.
+bool TrimFreedMemory();
 
 // Sets libtorch intra-op threads (inter-op to 1: we run no parallel graph). Returns
 // the number set.

@@ -18,6 +18,7 @@
 #include "comm/parameter_sync.h"
 #include "common/device.h"
 #include "common/logging.h"
+#include "common/runtime.h"
 #include "common/status_macros.h"
 #include "common/timer.h"
 #include "common/torch_status.h"
@@ -319,6 +320,7 @@ absl::Status Trainer::State::TrainEpoch() {
     }
     common::Stopwatch step_clock;
     RETURN_IF_ERROR(Step(interval));
+    if (common::TrimFreedMemory()) ++result.heap_trims;  // timed: a trim's cost is the step's
     const double ms = step_clock.ElapsedMs();
     interval.ms += ms;
     if (progress.step - first > config.warmup_steps) {
@@ -578,6 +580,7 @@ absl::Status Trainer::State::Evaluate(bool epoch_complete, bool& stop) {
   EpochDecision decision;
   if (comm.is_root()) {
     ASSIGN_OR_RETURN(decision, Decide(epoch_complete));
+    if (common::TrimFreedMemory()) ++result.heap_trims;
   }
   RETURN_IF_ERROR(BroadcastRecord(comm, decision));
   if (!decision.error.empty()) return absl::InternalError(absl::StrCat("evaluation failed: ", decision.error));

@@ -114,6 +114,7 @@ struct TrainResult {
   int64_t skipped_steps = 0;          // over the whole run: non-finite steps skipped (kSkip)
   int64_t buckets_overlapped = 0;     // this invocation: buckets started during backward
   int64_t embedding_rows_sent = 0;    // this invocation: rows of row-sparse gradients sent
+  int64_t heap_trims = 0;             // this invocation: freed memory returned (common/runtime.h)
   std::string resumed_from;           // "" for a fresh start
 };
 

@@ -118,6 +118,7 @@ TEST_F(CliTest, InvalidFlagValues) {
   ExpectBadInput(TrainArgs() + " --bucket_mb=0", "--bucket_mb must be positive");
   ExpectBadInput(TrainArgs() + " --first_bucket_mb=-1", "--first_bucket_mb must be positive");
   ExpectBadInput(TrainArgs() + " --first_bucket_mb=nan", "--first_bucket_mb must be");
+  ExpectBadInput(TrainArgs() + " --free_heap_kept_mb=-1", "--free_heap_kept_mb must be >= 0");
 }
 
 TEST_F(CliTest, UnknownAndMalformedFlags) {
