@@ -155,6 +155,17 @@ TEST(ConfigTest, PtbSmallDropoutGentleDecaysByPoint8FromEpoch13) {
   ExpectLrs(EpochLrs(p.trainer), Published(0.8, 12, 30));
 }
 
+// The late-decay variant: lr 1 for 16 epochs, then x0.8 per epoch (0.8 in epoch 17).
+TEST(ConfigTest, PtbSmallDropoutLateDecaysByPoint8FromEpoch17) {
+  absl::FlagSaver saver;
+  Parsed p = ParseConfig("ptb_small_dropout_late.flags");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
+  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
+  EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200);
+  EXPECT_TRUE(p.trainer.test_each_epoch);
+  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 16, 30));
+}
+
 TEST(ConfigTest, PtbSmallDropoutKeepsTheSmallModelAndDecaysFromEpoch20) {
   for (const auto& [name, base_lr] :
        {std::pair{"ptb_small_dropout.flags", 1.0}, std::pair{"ptb_small_gru_dropout.flags", 0.33}}) {
