@@ -146,24 +146,25 @@ TEST(ConfigTest, PtbLarge) {
   ExpectLrs(EpochLrs(p.trainer), Published(1 / 1.15, 14, 55));
 }
 
-TEST(ConfigTest, PtbSmallDropoutGentleDecaysByPoint8FromEpoch13) {
-  absl::FlagSaver saver;
-  Parsed p = ParseConfig("ptb_small_dropout_gentle.flags");
-  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
-  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
-  EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200);
-  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 12, 30));
-}
-
-// The late-decay variant: lr 1 for 16 epochs, then x0.8 per epoch (0.8 in epoch 17).
-TEST(ConfigTest, PtbSmallDropoutLateDecaysByPoint8FromEpoch17) {
-  absl::FlagSaver saver;
-  Parsed p = ParseConfig("ptb_small_dropout_late.flags");
-  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
-  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
-  EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200);
-  EXPECT_TRUE(p.trainer.test_each_epoch);
-  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 16, 30));
+// The x0.8-per-epoch variants of ptb_small_dropout: lr 1 for 12 epochs (gentle), for 16
+// (late), or lr 2 for 12 (lr2, the original's 2:1 ratio of its dropout and plain LSTMs).
+TEST(ConfigTest, PtbSmallDropoutVariantsDecayByPoint8) {
+  struct Variant {
+    const char* name;
+    int last_epoch_at_base_lr;
+    double base_lr;
+  };
+  for (const Variant& v : {Variant{"ptb_small_dropout_gentle.flags", 12, 1.0},
+                           Variant{"ptb_small_dropout_late.flags", 16, 1.0},
+                           Variant{"ptb_small_dropout_lr2.flags", 12, 2.0}}) {
+    absl::FlagSaver saver;
+    Parsed p = ParseConfig(v.name);
+    EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm") << v.name;
+    EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33) << v.name;
+    EXPECT_EQ(absl::GetFlag(FLAGS_hidden_size), 200) << v.name;
+    EXPECT_TRUE(p.trainer.test_each_epoch) << v.name;
+    ExpectLrs(EpochLrs(p.trainer), Published(0.8, v.last_epoch_at_base_lr, 30, v.base_lr));
+  }
 }
 
 TEST(ConfigTest, PtbSmallDropoutKeepsTheSmallModelAndDecaysFromEpoch20) {
@@ -223,15 +224,6 @@ TEST(ConfigTest, CopyLstmCurriculumIsTheOriginalTaskWithACurriculum) {
   EXPECT_EQ(absl::GetFlag(FLAGS_copy_curriculum_start), 5);
   EXPECT_EQ(absl::GetFlag(FLAGS_copy_curriculum_step), 5);
   EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_copy_curriculum_threshold), 0.95);
-}
-
-// PTB small LSTM with dropout at twice ptb_small's lr, decayed like the gentle run.
-TEST(ConfigTest, PtbSmallDropoutLr2DoublesTheGentleRunsRate) {
-  absl::FlagSaver saver;
-  Parsed p = ParseConfig("ptb_small_dropout_lr2.flags");
-  EXPECT_EQ(absl::GetFlag(FLAGS_cell), "lstm");
-  EXPECT_DOUBLE_EQ(absl::GetFlag(FLAGS_dropout), 0.33);
-  ExpectLrs(EpochLrs(p.trainer), Published(0.8, 12, 30, 2.0));
 }
 
 // The original projects' small IMDB models: embedding 100, one layer of 10, dropout 0.5,
