@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "app/common_flags.h"
 #include "app/train_command.h"
+#include "support/temp_dir.h"
 
 ABSL_DECLARE_FLAG(int32_t, num_steps);
 ABSL_DECLARE_FLAG(std::string, loss_reduction);
@@ -43,9 +44,7 @@ struct Parsed {
 
 // Parses configs/<name> over the flags' defaults (the caller holds a FlagSaver).
 Parsed ParseConfig(const std::string& name) {
-  const char* source = std::getenv("DISTRNN_SOURCE_DIR");
-  EXPECT_NE(source, nullptr);
-  EXPECT_EQ(chdir(source), 0);  // configs are named by repo-relative path
+  EXPECT_EQ(chdir(testing::SourceDir().c_str()), 0);  // configs are named by repo-relative path
   std::string flagfile = "--flagfile=configs/" + name;
   std::vector<char*> argv = {const_cast<char*>("distrnn"), flagfile.data()};
   absl::ParseCommandLine(static_cast<int>(argv.size()), argv.data());
@@ -86,7 +85,7 @@ void ExpectLrs(const std::vector<double>& got, const std::vector<double>& want) 
 }
 
 TEST(ConfigTest, EveryShippedConfigParsesAndValidates) {
-  const std::filesystem::path dir = std::filesystem::path(std::getenv("DISTRNN_SOURCE_DIR")) / "configs";
+  const std::filesystem::path dir = std::filesystem::path(testing::SourceDir()) / "configs";
   int checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".flags") continue;

@@ -26,7 +26,7 @@ std::string MpirunScript(const std::string& args) {
   const char* mpiexec = std::getenv("DISTRNN_MPIEXEC");
   return std::string("DISTRNN_BUILD_DIR=") + build_dir + " MPIRUN=" + (mpiexec ? mpiexec : "mpiexec") +
          " MPIRUN_ARGS=--oversubscribe OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 exec bash " +
-         std::getenv("DISTRNN_SOURCE_DIR") + "/launch/mpirun.sh " + args;
+         testing::SourceDir() + "/launch/mpirun.sh " + args;
 }
 
 TEST(Restart, KilledRankIsRelaunchedAndFinishesLikeTheUninterruptedRun) {

@@ -53,4 +53,9 @@ std::string DistrnnBinary() {
   return env != nullptr ? env : "distrnn";
 }
 
+std::string SourceDir() {
+  const char* env = std::getenv("DISTRNN_SOURCE_DIR");
+  return env != nullptr ? env : DISTRNN_BUILT_FROM;
+}
+
 }  // namespace distrnn::testing

@@ -25,5 +25,8 @@ class TempDir {
 int RunCommand(const std::string& command, std::string* output);
 // The distrnn binary under test ($DISTRNN_BINARY, set by CTest).
 std::string DistrnnBinary();
+// The source tree ($DISTRNN_SOURCE_DIR, set by CTest; else the tree this build came from),
+// so that running a test binary by hand finds configs/ and launch/.
+std::string SourceDir();
 
 }  // namespace distrnn::testing
