@@ -34,9 +34,12 @@ rc=0; "$REPRODUCE" one copy_lstm_tiny "${TINY[@]}" >"$tmp/out" 2>&1 || rc=$?
 grep -q "resume .*| from $tmp/one/" "$log" || fail "the second run does not resume: $(grep "resume" "$log")"
 [ "$(grep -c "^# exit 0 after" "$log")" -eq 2 ] || fail "both runs' exits are not in the log"
 
-# Two ranks through launch/mpirun.sh.
-rc=0; DISTRNN_RANKS=2 "$REPRODUCE" two copy_lstm_tiny "${TINY[@]}" >"$tmp/out" 2>&1 || rc=$?
+# Two ranks through launch/mpirun.sh, on a frozen copy of the binary outside the tree (as
+# long queues run): its directory must not reach the log either.
+mkdir "$tmp/frozen" && cp "$DISTRNN_BIN" "$tmp/frozen/distrnn"
+rc=0; DISTRNN_BIN="$tmp/frozen/distrnn" DISTRNN_RANKS=2 "$REPRODUCE" two copy_lstm_tiny "${TINY[@]}" >"$tmp/out" 2>&1 || rc=$?
 log="$tmp/two/train.log"
+if grep -q "$tmp/frozen/" "$log"; then fail "the frozen binary's path in train.log: $(grep "$tmp/frozen/" "$log" | head -2)"; fi
 [ "$rc" -eq 0 ] || fail "two ranks: exit $rc: $(tail -5 "$log")"
 grep -q "^# DISTRNN_RANKS=2 launch/mpirun.sh 2 configs/copy_lstm_tiny.flags --run_dir=$tmp/two" "$log" ||
   fail "the two-rank command is not recorded: $(head -3 "$log")"
