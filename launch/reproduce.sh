@@ -34,8 +34,10 @@ if ! [[ "$RANKS" =~ ^[1-9][0-9]*$ ]]; then
 fi
 export DISTRNN_BIN="${DISTRNN_BIN:-build/src/app/distrnn}"
 [ -x "$DISTRNN_BIN" ] || launch/setup.sh
-# A frozen copy of the binary lives outside the tree: its directory is a path of this machine too.
+# The log is committed: no absolute paths of this machine in it. A frozen copy of the binary
+# lives outside the tree, so its directory is one of them too.
 BIN_DIR="$(cd "$(dirname "$DISTRNN_BIN")" && pwd)"
+scrub() { sed -u -e "s#$BIN_DIR/##g" -e "s#$PWD/##g" -e "s#$HOME#~#g"; }
 DIR="${DISTRNN_RESULTS:-results}/$RUN"
 mkdir -p "$DIR"
 TRAIN=(train --flagfile="configs/$CONFIG.flags" --run_dir="$DIR" --resume=auto "$@")
@@ -49,14 +51,13 @@ fi
 {
   echo "# $(date -u +%FT%TZ) $(hostname) $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "# $SHOWN ${TRAIN[*]:2}"
-} | sed -e "s#$BIN_DIR/##g" -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
+} | scrub >> "$DIR/train.log"
 start=$SECONDS
-# The log is committed: no absolute paths of this machine in it.
 set +e
-"${LAUNCH[@]}" 2>&1 | sed -u -e "s#$BIN_DIR/##g" -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log"
+"${LAUNCH[@]}" 2>&1 | scrub >> "$DIR/train.log"
 status=${PIPESTATUS[0]}
 set -e
 echo "# exit $status after $((SECONDS - start)) s" >> "$DIR/train.log"
 PYTHON="$(cat build/python_path 2>/dev/null || echo python3)"
-"$PYTHON" launch/plot.py "$DIR" 2>&1 | sed -e "s#$PWD/##g" -e "s#$HOME#~#g" >> "$DIR/train.log" || true
+"$PYTHON" launch/plot.py "$DIR" 2>&1 | scrub >> "$DIR/train.log" || true
 exit $status
